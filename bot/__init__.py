@@ -1,0 +1,58 @@
+"""Kabar: a WhatsApp follow-up bot for job-training graduates.
+
+``create_app`` is the Flask application factory (production: ``gunicorn "bot:create_app()"``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, current_app
+
+from bot.config import Settings, load_settings
+from bot.db import Database
+
+log = logging.getLogger("kabar")
+
+
+def create_app(settings: Settings | None = None, db: Database | None = None) -> Flask:
+    """Build the web app: Twilio webhooks, health check, and the simulator when enabled."""
+    settings = settings or load_settings()
+    app = Flask(__name__)
+    app.config["SECRET_KEY"] = settings.app.secret_key or _ephemeral_secret()
+    app.extensions["kabar.settings"] = settings
+    app.extensions["kabar.db"] = db or Database(settings.database.url)
+
+    from bot import webhook
+
+    app.register_blueprint(webhook.bp)
+    if settings.transport.kind == "simulator":
+        # The simulator skips signature checks, so it exists only with the simulator transport.
+        from bot import simulator
+
+        app.register_blueprint(simulator.bp)
+
+    @app.get("/healthz")
+    def healthz():
+        from sqlalchemy import text
+
+        with get_db().session() as session:
+            session.execute(text("SELECT 1"))
+        return {"status": "ok"}
+
+    return app
+
+
+def get_settings() -> Settings:
+    return current_app.extensions["kabar.settings"]
+
+
+def get_db() -> Database:
+    return current_app.extensions["kabar.db"]
+
+
+def _ephemeral_secret() -> str:
+    import secrets
+
+    log.warning("app.secret_key is not set: using a random key valid until restart")
+    return secrets.token_hex(32)

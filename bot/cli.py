@@ -1,0 +1,296 @@
+"""The ``kabar`` command line. Each command is thin: it loads settings and calls one module."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from bot.config import ConfigError, Settings, load_settings
+from bot.db import Database
+
+
+class Context:
+    """Settings and database, loaded on first use so ``--help`` works without a config."""
+
+    def __init__(self, config_path: str | None) -> None:
+        self.config_path = config_path
+        self._settings: Settings | None = None
+        self._db: Database | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            try:
+                self._settings = load_settings(self.config_path)
+            except ConfigError as exc:
+                raise click.ClickException(str(exc)) from None
+        return self._settings
+
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            self._db = Database(self.settings.database.url)
+        return self._db
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", envvar="KABAR_CONFIG", type=click.Path(dir_okay=False),
+              help="Configuration file (TOML). Default: $KABAR_CONFIG, ./config.toml, built-ins.")
+@click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")
+@click.pass_context
+def main(click_ctx: click.Context, config_path: str | None, verbose: bool) -> None:
+    """Kabar: WhatsApp follow-up for job-training graduates."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    click_ctx.obj = Context(config_path)
+
+
+# --- database -------------------------------------------------------------------------------
+
+@main.group()
+def db() -> None:
+    """Database schema commands."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+@pass_ctx
+def db_upgrade(ctx: Context, revision: str) -> None:
+    """Create or migrate the database to the latest schema (Alembic)."""
+    from bot.migrate import upgrade
+
+    upgrade(ctx.settings.database.url, revision)
+    click.echo(f"database at {_safe_url(ctx.settings.database.url)} is at revision {revision}")
+
+
+# --- roster and staff -----------------------------------------------------------------------
+
+@main.command("import-roster")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--actor", default="cli", help="Name written to the audit log.")
+@pass_ctx
+def import_roster_cmd(ctx: Context, file: Path, actor: str) -> None:
+    """Import graduates from a CSV or XLSX roster (Indonesian or English headers)."""
+    from bot.roster import RosterError, import_roster
+
+    _ensure_schema(ctx)
+    try:
+        with ctx.db.session() as session:
+            report = import_roster(session, file, actor=actor,
+                                   progress=lambda n: click.echo(f"  … {n} rows", err=True))
+    except RosterError as exc:
+        raise click.ClickException(str(exc)) from None
+    for problem in report.rejected:
+        click.echo(f"{file.name}: {problem}", err=True)
+    click.echo(report.summary())
+
+
+@main.group()
+def staff() -> None:
+    """Staff users of the console."""
+
+
+@staff.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["admin", "staff", "viewer"]), required=True)
+@click.option("--institution", help="Institution a viewer is limited to.")
+@click.option("--phone", help="WhatsApp number for staff commands (SIARAN, REKAP).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@pass_ctx
+def staff_add(ctx: Context, name: str, role: str, institution: str | None, phone: str | None,
+              password_stdin: bool) -> None:
+    """Add a staff user (or reset their password and role)."""
+    from bot.staffusers import StaffError, add_staff
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    _ensure_schema(ctx)
+    try:
+        with ctx.db.session() as session:
+            user, created = add_staff(session, name=name, role=role, password=password,
+                                      institution=institution, phone=phone)
+    except StaffError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{'added' if created else 'updated'} staff user {name!r} ({role})")
+
+
+# --- sending --------------------------------------------------------------------------------
+
+@main.group()
+def checkin() -> None:
+    """Check-in rounds."""
+
+
+@checkin.command("send")
+@click.option("--cohort", "cohorts", multiple=True, help="Cohort name (repeatable).")
+@click.option("--all", "all_cohorts", is_flag=True, help="Every active cohort.")
+@click.option("--now", is_flag=True, help="Send even during quiet hours.")
+@pass_ctx
+def checkin_send(ctx: Context, cohorts: tuple[str, ...], all_cohorts: bool, now: bool) -> None:
+    """Start a check-in round now for the named cohorts or all of them."""
+    from bot.checkins import CheckinError, send_rounds_now
+
+    if bool(cohorts) == all_cohorts:
+        raise click.UsageError("give --cohort NAME (one or more) or --all")
+    _ensure_schema(ctx)
+    try:
+        with ctx.db.session() as session:
+            results = send_rounds_now(session, ctx.settings, cohort_names=list(cohorts) or None,
+                                      ignore_quiet_hours=now)
+    except CheckinError as exc:
+        raise click.ClickException(str(exc)) from None
+    for line in results:
+        click.echo(line)
+    click.echo("prompts are in the outbox; the dispatcher (kabar scheduler / kabar dispatch) "
+               "sends them")
+
+
+@main.group()
+def broadcast() -> None:
+    """Broadcasts to cohorts."""
+
+
+@broadcast.command("job")
+@click.option("--title", required=True)
+@click.option("--employer", required=True)
+@click.option("--location", required=True)
+@click.option("--skill", help="Only graduates with this skill (default: everyone targeted).")
+@click.option("--deadline", type=click.DateTime(formats=["%Y-%m-%d"]), help="YYYY-MM-DD")
+@click.option("--cohort", "cohorts", multiple=True, help="Cohort name (repeatable).")
+@click.option("--all", "all_cohorts", is_flag=True, help="Every active cohort.")
+@click.option("--status", "statuses", multiple=True,
+              type=click.Choice(["employed", "self_employed", "seeking", "studying"]),
+              help="Only graduates whose latest employment status is this (repeatable).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--actor", default="cli", help="Name written to the audit log.")
+@pass_ctx
+def broadcast_job(ctx: Context, title: str, employer: str, location: str, skill: str | None,
+                  deadline, cohorts: tuple[str, ...], all_cohorts: bool,
+                  statuses: tuple[str, ...], yes: bool, actor: str) -> None:
+    """Create a job opening and send it to the chosen cohorts' active graduates."""
+    from bot.broadcasts import BroadcastError, JobDraft, create_job_broadcast, preview_recipients
+
+    if bool(cohorts) == all_cohorts:
+        raise click.UsageError("give --cohort NAME (one or more) or --all")
+    draft = JobDraft(title=title, employer=employer, location=location, skill=skill,
+                     deadline=deadline.date() if deadline else None,
+                     cohort_names=list(cohorts) or None, statuses=list(statuses) or None)
+    _ensure_schema(ctx)
+    try:
+        with ctx.db.session() as session:
+            recipients = preview_recipients(session, draft)
+            click.echo(f"{len(recipients)} graduates will receive this job opening")
+            if not yes and not click.confirm("Send it now?"):
+                raise click.Abort()
+            job, bc = create_job_broadcast(session, ctx.settings, draft, actor=actor)
+            click.echo(f"job {job.code} sent to {bc.recipient_count} graduates "
+                       f"(broadcast {bc.id}); replies: MINAT {job.code}")
+    except BroadcastError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+# --- reporting ------------------------------------------------------------------------------
+
+@main.command("export")
+@click.argument("what", type=click.Choice(["progress", "messages", "interests"]))
+@click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), default="csv",
+              show_default=True)
+@click.option("--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--actor", default="cli", help="Name written to the audit log.")
+@pass_ctx
+def export_cmd(ctx: Context, what: str, fmt: str, output: Path, actor: str) -> None:
+    """Export progress reports, messages or job interests to CSV or XLSX."""
+    from bot.exports import export
+
+    _ensure_schema(ctx)
+    with ctx.db.session() as session:
+        count = export(session, what, fmt, output, actor=actor)
+    click.echo(f"wrote {count} {what} rows to {output}")
+
+
+# --- processes ------------------------------------------------------------------------------
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@pass_ctx
+def serve(ctx: Context, host: str, port: int) -> None:
+    """Run the web app (webhook, status callback, simulator) with Flask's server.
+
+    In production run ``gunicorn "bot:create_app()"`` instead.
+    """
+    from bot import create_app
+
+    _ensure_schema(ctx)
+    create_app(ctx.settings, ctx.db).run(host=host, port=port)
+
+
+@main.command("scheduler")
+@click.option("--no-dispatch", is_flag=True, help="Do not run the outbox dispatcher here.")
+@pass_ctx
+def scheduler_cmd(ctx: Context, no_dispatch: bool) -> None:
+    """Run the scheduler: check-in rounds per cohort, reminders, expiry (and the dispatcher)."""
+    from scheduler.service import run_scheduler
+
+    _ensure_schema(ctx)
+    run_scheduler(ctx.settings, ctx.db, run_dispatcher=not no_dispatch
+                  and ctx.settings.scheduler.run_dispatcher)
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="Send what is due and exit.")
+@pass_ctx
+def dispatch(ctx: Context, once: bool) -> None:
+    """Run an outbox dispatcher (several may run at once on PostgreSQL)."""
+    from bot.dispatcher import Dispatcher
+
+    _ensure_schema(ctx)
+    dispatcher = Dispatcher(ctx.settings, ctx.db)
+    if once:
+        click.echo(f"sent {dispatcher.run_once()} messages")
+    else:
+        dispatcher.run_forever()
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--data-dir", default="kabar-demo", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Where the demo keeps its SQLite database.")
+@click.option("--fresh", is_flag=True, help="Start over with new sample data.")
+def demo(host: str, port: int, data_dir: Path, fresh: bool) -> None:
+    """Try Kabar: SQLite, simulator, sample data, web + scheduler + dispatcher in one process."""
+    from bot.demo import run_demo
+
+    run_demo(host=host, port=port, data_dir=data_dir, fresh=fresh)
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+def _ensure_schema(ctx: Context) -> None:
+    """Refuse to work on a database that was never upgraded, with the fix in the message."""
+    from bot.migrate import is_current
+
+    if not is_current(ctx.db.engine):
+        raise click.ClickException(
+            f"the database at {_safe_url(ctx.settings.database.url)} is not up to date: "
+            "run `kabar db upgrade` first")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

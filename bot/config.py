@@ -1,0 +1,274 @@
+"""Settings: one TOML file plus environment overrides, validated once, immutable afterwards.
+
+Where the file comes from, first match wins: an explicit path (``--config``), the
+``KABAR_CONFIG`` environment variable, ``./config.toml``, else the built-in defaults (the
+embedded default: SQLite in the working directory and the simulator transport).
+
+Secrets may come from the environment instead of the file: ``KABAR_SECRET_KEY``,
+``KABAR_DATABASE_URL``, ``TWILIO_ACCOUNT_SID``, ``TWILIO_AUTH_TOKEN``. Every unknown key or bad
+value is refused with a message that names the file and the key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+TRANSPORTS = ("twilio", "simulator", "console")
+LANGUAGES = ("id", "en")
+TEMPLATE_KINDS = ("checkin", "reminder", "job_opening", "announcement")
+DEFAULT_TWILIO_API = "https://api.twilio.com"
+
+
+class ConfigError(ValueError):
+    """A configuration key is unknown, missing or has a value Kabar cannot use."""
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    secret_key: str = ""
+    public_url: str = "http://127.0.0.1:5000"
+    timezone: str = "Asia/Jakarta"
+    language: str = "id"
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    url: str = "sqlite:///kabar.db"
+
+
+@dataclass(frozen=True)
+class TransportSettings:
+    kind: str = "simulator"
+
+
+@dataclass(frozen=True)
+class TwilioSettings:
+    account_sid: str = ""
+    auth_token: str = ""
+    whatsapp_from: str = ""
+    messaging_service_sid: str = ""
+    api_base_url: str = DEFAULT_TWILIO_API
+    validate_signatures: bool = True
+    templates: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class SchedulerSettings:
+    default_checkin: str = "0 9 1 * *"
+    quiet_hours: str = "21:00-07:00"
+    reminder_after_hours: float = 48.0
+    checkin_expires_after_days: float = 7.0
+    run_dispatcher: bool = True
+    reconcile_every_seconds: int = 60
+
+
+@dataclass(frozen=True)
+class DispatchSettings:
+    rate_per_second: float = 10.0
+    max_attempts: int = 5
+    batch_size: int = 50
+    poll_interval_seconds: float = 0.5
+
+
+@dataclass(frozen=True)
+class Settings:
+    app: AppSettings = field(default_factory=AppSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    transport: TransportSettings = field(default_factory=TransportSettings)
+    twilio: TwilioSettings = field(default_factory=TwilioSettings)
+    scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
+    dispatch: DispatchSettings = field(default_factory=DispatchSettings)
+    source: str = "built-in defaults"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.app.timezone)
+
+    @property
+    def quiet_window(self) -> tuple[int, int] | None:
+        """Quiet hours as (start, end) minutes after midnight, or None when disabled."""
+        return parse_quiet_hours(self.scheduler.quiet_hours)
+
+    def with_overrides(self, **sections: Mapping[str, Any]) -> Settings:
+        """A copy with some keys replaced, validated like a file (used by tests and the demo)."""
+        raw = {name: {f.name: getattr(getattr(self, name), f.name)
+                      for f in fields(getattr(self, name))}
+               for name in _SECTIONS}
+        for name, values in sections.items():
+            if name not in _SECTIONS:
+                raise ConfigError(f"unknown configuration section [{name}]")
+            raw[name] = {**raw[name], **values}
+        return _build(raw, self.source)
+
+
+_SECTIONS: dict[str, type] = {
+    "app": AppSettings,
+    "database": DatabaseSettings,
+    "transport": TransportSettings,
+    "twilio": TwilioSettings,
+    "scheduler": SchedulerSettings,
+    "dispatch": DispatchSettings,
+}
+
+_ENV_OVERRIDES = {
+    "KABAR_SECRET_KEY": ("app", "secret_key"),
+    "KABAR_PUBLIC_URL": ("app", "public_url"),
+    "KABAR_DATABASE_URL": ("database", "url"),
+    "KABAR_TRANSPORT": ("transport", "kind"),
+    "TWILIO_ACCOUNT_SID": ("twilio", "account_sid"),
+    "TWILIO_AUTH_TOKEN": ("twilio", "auth_token"),
+}
+
+
+def load_settings(path: str | os.PathLike | None = None,
+                  environ: Mapping[str, str] | None = None) -> Settings:
+    """Read, merge and validate the configuration; raise ConfigError naming the bad key."""
+    environ = os.environ if environ is None else environ
+    chosen = path or environ.get("KABAR_CONFIG") or None
+    if chosen is None and Path("config.toml").is_file():
+        chosen = "config.toml"
+    raw: dict[str, dict[str, Any]] = {}
+    source = "built-in defaults"
+    if chosen is not None:
+        file = Path(chosen)
+        source = str(file)
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{file}: configuration file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+        for name, values in data.items():
+            if name not in _SECTIONS:
+                raise ConfigError(f"{file}: unknown section [{name}] "
+                                  f"(known: {', '.join(_SECTIONS)})")
+            if not isinstance(values, dict):
+                raise ConfigError(f"{file}: [{name}] must be a table of keys")
+            raw[name] = dict(values)
+    for var, (section, key) in _ENV_OVERRIDES.items():
+        if environ.get(var):
+            raw.setdefault(section, {})[key] = environ[var]
+    return _build(raw, source)
+
+
+def _build(raw: Mapping[str, Mapping[str, Any]], source: str) -> Settings:
+    sections = {}
+    for name, cls in _SECTIONS.items():
+        values = dict(raw.get(name, {}))
+        known = {f.name: f for f in fields(cls)}
+        for key in values:
+            if key not in known:
+                raise ConfigError(f"{source}: unknown key {name}.{key} "
+                                  f"(known: {', '.join(known)})")
+        default = cls()
+        coerced = {}
+        for key, value in values.items():
+            coerced[key] = _coerce(source, f"{name}.{key}", value, getattr(default, key))
+        sections[name] = replace(default, **coerced)
+    settings = Settings(**sections, source=source)
+    _validate(settings)
+    return settings
+
+
+def _coerce(source: str, key: str, value: Any, default: Any) -> Any:
+    where = f"{source}: {key}"
+    if isinstance(default, bool):
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
+            return value.lower() in ("true", "1", "yes")
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, not {value!r}")
+        return value
+    if isinstance(default, int | float) and not isinstance(default, bool):
+        try:
+            number = type(default)(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where} must be a number, not {value!r}") from None
+        if number < 0:
+            raise ConfigError(f"{where} must not be negative, not {value!r}")
+        return number
+    if isinstance(default, Mapping):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where} must be a table")
+        return MappingProxyType({str(k): str(v) for k, v in value.items()})
+    if not isinstance(value, str):
+        raise ConfigError(f"{where} must be a string, not {value!r}")
+    return value
+
+
+_QUIET = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
+
+
+def parse_quiet_hours(text: str) -> tuple[int, int] | None:
+    """'21:00-07:00' -> (1260, 420); '' -> None. Raises ValueError on anything else."""
+    text = text.replace(" ", "")
+    if not text:
+        return None
+    match = _QUIET.match(text)
+    if not match:
+        raise ValueError(f"quiet hours must look like 21:00-07:00, not {text!r}")
+    h1, m1, h2, m2 = (int(g) for g in match.groups())
+    if h1 > 23 or h2 > 23 or m1 > 59 or m2 > 59:
+        raise ValueError(f"quiet hours must use times 00:00-23:59, not {text!r}")
+    return h1 * 60 + m1, h2 * 60 + m2
+
+
+def _validate(s: Settings) -> None:
+    src = s.source
+    try:
+        ZoneInfo(s.app.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{src}: app.timezone {s.app.timezone!r} is not a known time zone "
+                          "(e.g. Asia/Jakarta)") from None
+    if s.app.language not in LANGUAGES:
+        raise ConfigError(f"{src}: app.language must be one of {', '.join(LANGUAGES)}")
+    if not re.match(r"^https?://[^/\s]+", s.app.public_url):
+        raise ConfigError(f"{src}: app.public_url must be an http(s) URL, "
+                          f"not {s.app.public_url!r}")
+    if "://" not in s.database.url:
+        raise ConfigError(f"{src}: database.url must be a SQLAlchemy URL such as "
+                          "sqlite:///kabar.db or postgresql+psycopg://user@host/db")
+    if s.transport.kind not in TRANSPORTS:
+        raise ConfigError(f"{src}: transport.kind must be one of {', '.join(TRANSPORTS)}, "
+                          f"not {s.transport.kind!r}")
+    for kind in s.twilio.templates:
+        if kind not in TEMPLATE_KINDS:
+            raise ConfigError(f"{src}: unknown key twilio.templates.{kind} "
+                              f"(known: {', '.join(TEMPLATE_KINDS)})")
+    for kind, sid in s.twilio.templates.items():
+        if sid and not sid.startswith("HX"):
+            raise ConfigError(f"{src}: twilio.templates.{kind} must be a Content SID (HX...)")
+    if s.transport.kind == "twilio":
+        missing = [k for k in ("account_sid", "auth_token") if not getattr(s.twilio, k)]
+        if not (s.twilio.whatsapp_from or s.twilio.messaging_service_sid):
+            missing.append("whatsapp_from or messaging_service_sid")
+        if missing:
+            raise ConfigError(f"{src}: transport.kind is twilio but "
+                              + ", ".join(f"twilio.{m}" for m in missing) + " is not set")
+        if not s.app.secret_key:
+            raise ConfigError(f"{src}: app.secret_key (or KABAR_SECRET_KEY) must be set "
+                              "when transport.kind is twilio")
+    if not re.match(r"^https?://", s.twilio.api_base_url):
+        raise ConfigError(f"{src}: twilio.api_base_url must be an http(s) URL")
+    try:
+        parse_quiet_hours(s.scheduler.quiet_hours)
+    except ValueError as exc:
+        raise ConfigError(f"{src}: scheduler.quiet_hours: {exc}") from None
+    try:
+        from apscheduler.triggers.cron import CronTrigger
+
+        CronTrigger.from_crontab(s.scheduler.default_checkin, timezone=s.app.timezone)
+    except ValueError as exc:
+        raise ConfigError(f"{src}: scheduler.default_checkin is not a cron expression "
+                          f"(minute hour day month weekday): {exc}") from None
+    if s.dispatch.rate_per_second <= 0:
+        raise ConfigError(f"{src}: dispatch.rate_per_second must be above 0")
+    if s.dispatch.max_attempts < 1:
+        raise ConfigError(f"{src}: dispatch.max_attempts must be at least 1")

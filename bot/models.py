@@ -1,0 +1,336 @@
+"""The data model: institutions, cohorts, graduates, check-ins, messages, jobs, staff, audit.
+
+Message lifecycle (outbound)::
+
+    PENDING > SENDING > QUEUED/SENT > DELIVERED > READ
+                      \\> (retry: back to PENDING with next_attempt_at) > FAILED
+                                                    > UNDELIVERED / FAILED
+
+Inbound messages are RECEIVED. Every outbound message is a row before it is a request; the row's
+id is the idempotency key, and ``dedupe_key`` keeps one row per purpose (for example one check-in
+prompt per round and graduate).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware datetimes on every backend; stored as UTC (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a timezone-aware column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON}
+
+
+# Employment status codes, as exported and as understood from replies.
+EMPLOYMENT_STATUSES = ("employed", "self_employed", "seeking", "studying")
+
+
+class Institution(Base):
+    """A training institution (LPKS)."""
+
+    __tablename__ = "institutions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    cohorts: Mapped[list[Cohort]] = relationship(back_populates="institution")
+
+
+class Cohort(Base):
+    """A training package ("paket"): the group a check-in round and a group post go to."""
+
+    __tablename__ = "cohorts"
+    __table_args__ = (UniqueConstraint("institution_id", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    institution_id: Mapped[int] = mapped_column(ForeignKey("institutions.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    skill: Mapped[str | None] = mapped_column(String(200))
+    join_code: Mapped[str] = mapped_column(String(32), unique=True)
+    # Cron expression (minute hour day month weekday); None means scheduler.default_checkin.
+    checkin_schedule: Mapped[str | None] = mapped_column(String(100))
+    timezone: Mapped[str] = mapped_column(String(64), default="Asia/Jakarta")
+    training_start: Mapped[date | None] = mapped_column(Date)
+    training_end: Mapped[date | None] = mapped_column(Date)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    institution: Mapped[Institution] = relationship(back_populates="cohorts")
+    graduates: Mapped[list[Graduate]] = relationship(back_populates="cohort")
+
+
+class Graduate(Base):
+    """One alumnus, reachable on WhatsApp at ``phone`` (E.164)."""
+
+    __tablename__ = "graduates"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cohort_id: Mapped[int | None] = mapped_column(ForeignKey("cohorts.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str] = mapped_column(String(20), unique=True)
+    skill: Mapped[str | None] = mapped_column(String(200))
+    language: Mapped[str] = mapped_column(String(8), default="id")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    opted_out_at: Mapped[datetime | None]
+    last_inbound_at: Mapped[datetime | None]
+    last_menu_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    cohort: Mapped[Cohort | None] = relationship(back_populates="graduates")
+
+    @property
+    def can_receive(self) -> bool:
+        return self.active and not self.opted_out
+
+
+class CheckInRound(Base):
+    """One scheduled (or manual) prompt to every active graduate of a cohort."""
+
+    __tablename__ = "checkin_rounds"
+    __table_args__ = (UniqueConstraint("cohort_id", "scheduled_for"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id"), index=True)
+    scheduled_for: Mapped[datetime]
+    trigger: Mapped[str] = mapped_column(String(16), default="schedule")  # schedule | manual
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    cohort: Mapped[Cohort] = relationship()
+
+
+# Progress report states.
+REPORT_OPEN = "open"  # prompt sent or queued, the graduate is answering
+REPORT_COMPLETED = "completed"  # every question answered (or skipped after two misses)
+REPORT_UNANSWERED = "unanswered"  # closed by a newer round or by expiry before completion
+
+
+class ProgressReport(Base):
+    """A graduate's answers to one round: interpreted values beside the raw text."""
+
+    __tablename__ = "progress_reports"
+    __table_args__ = (UniqueConstraint("round_id", "graduate_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("checkin_rounds.id"), index=True)
+    graduate_id: Mapped[int] = mapped_column(ForeignKey("graduates.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default=REPORT_OPEN)
+    employment_status: Mapped[str | None] = mapped_column(String(16))
+    employer: Mapped[str | None] = mapped_column(Text)
+    uses_training_skill: Mapped[bool | None] = mapped_column(Boolean)
+    wants_job_alerts: Mapped[bool | None] = mapped_column(Boolean)
+    skill_rating: Mapped[int | None] = mapped_column(Integer)
+    needs_help: Mapped[str | None] = mapped_column(Text)
+    # {"status": ["blm dpt", "3"], "rating": ["4"], ...}: every raw reply per question.
+    raw_answers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    responded_at: Mapped[datetime | None]  # first reply
+    completed_at: Mapped[datetime | None]
+    reminded_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+
+    round: Mapped[CheckInRound] = relationship()
+    graduate: Mapped[Graduate] = relationship()
+
+
+class Conversation(Base):
+    """Where a graduate is in a multi-step exchange; one row per graduate at most.
+
+    Kept in the database so any web worker can take the next message; the row is locked while a
+    message of that graduate is handled.
+    """
+
+    __tablename__ = "conversations"
+    graduate_id: Mapped[int] = mapped_column(ForeignKey("graduates.id"), primary_key=True)
+    flow: Mapped[str] = mapped_column(String(32))  # checkin | join
+    state: Mapped[str] = mapped_column(String(32))
+    report_id: Mapped[int | None] = mapped_column(ForeignKey("progress_reports.id"))
+    misses: Mapped[int] = mapped_column(Integer, default=0)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+# Message directions and statuses.
+INBOUND, OUTBOUND = "in", "out"
+MSG_RECEIVED = "received"  # inbound, stored
+MSG_PENDING = "pending"  # outbound, waiting in the outbox (maybe for next_attempt_at)
+MSG_SENDING = "sending"  # claimed by a dispatcher, request in flight
+MSG_QUEUED = "queued"  # accepted by Twilio
+MSG_SENT = "sent"  # handed to WhatsApp
+MSG_DELIVERED = "delivered"  # on the phone
+MSG_READ = "read"  # opened
+MSG_UNDELIVERED = "undelivered"  # WhatsApp could not deliver
+MSG_FAILED = "failed"  # permanent error or out of attempts; error_code says why
+MSG_SUPPRESSED = "suppressed"  # not sent: the graduate opted out before it went out
+
+
+class Message(Base):
+    """Every inbound and outbound message, and the outbox itself."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index("ix_messages_outbox", "status", "next_attempt_at"),
+        Index("ix_messages_graduate_created", "graduate_id", "created_at"),
+        Index("ix_messages_cohort_created", "cohort_id", "id"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    direction: Mapped[str] = mapped_column(String(3))
+    graduate_id: Mapped[int | None] = mapped_column(ForeignKey("graduates.id"))
+    cohort_id: Mapped[int | None] = mapped_column(ForeignKey("cohorts.id"))
+    phone: Mapped[str] = mapped_column(String(20), index=True)
+    # checkin, reminder, reply, job_opening, announcement, inbound ...
+    kind: Mapped[str] = mapped_column(String(24))
+    body: Mapped[str] = mapped_column(Text, default="")
+    media_url: Mapped[str | None] = mapped_column(Text)
+    media_type: Mapped[str | None] = mapped_column(String(100))
+    content_sid: Mapped[str | None] = mapped_column(String(64))
+    content_variables: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    twilio_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    dedupe_key: Mapped[str | None] = mapped_column(String(120), unique=True)
+    status: Mapped[str] = mapped_column(String(16))
+    error_code: Mapped[str | None] = mapped_column(String(16))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    claimed_at: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    round_id: Mapped[int | None] = mapped_column(ForeignKey("checkin_rounds.id"), index=True)
+    broadcast_id: Mapped[int | None] = mapped_column(ForeignKey("broadcasts.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    graduate: Mapped[Graduate | None] = relationship()
+
+
+class JobOpening(Base):
+    """A vacancy from an employer; graduates answer ``MINAT <code>``."""
+
+    __tablename__ = "job_openings"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    employer: Mapped[str] = mapped_column(String(200))
+    location: Mapped[str] = mapped_column(String(200))
+    skill: Mapped[str | None] = mapped_column(String(200))
+    deadline: Mapped[date | None] = mapped_column(Date)
+    closed: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def is_open(self, today: date) -> bool:
+        return not self.closed and (self.deadline is None or self.deadline >= today)
+
+
+class Broadcast(Base):
+    """A fan-out of one post (job opening or announcement) to chosen cohorts."""
+
+    __tablename__ = "broadcasts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(24))  # job_opening | announcement
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("job_openings.id"))
+    body: Mapped[str] = mapped_column(Text)
+    # {"cohort_ids": [...], "skill": ..., "status": ...}
+    target: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    recipient_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    job: Mapped[JobOpening | None] = relationship()
+
+
+class Interest(Base):
+    """A graduate who answered ``MINAT <code>`` for a job opening."""
+
+    __tablename__ = "interests"
+    __table_args__ = (UniqueConstraint("job_id", "graduate_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job_openings.id"), index=True)
+    graduate_id: Mapped[int] = mapped_column(ForeignKey("graduates.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    job: Mapped[JobOpening] = relationship()
+    graduate: Mapped[Graduate] = relationship()
+
+
+STAFF_ROLES = ("admin", "staff", "viewer")
+
+
+class StaffUser(Base):
+    """A person who signs in to the console (and may command Kabar from WhatsApp)."""
+
+    __tablename__ = "staff_users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(16))
+    institution_id: Mapped[int | None] = mapped_column(ForeignKey("institutions.id"))
+    phone: Mapped[str | None] = mapped_column(String(20), unique=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    institution: Mapped[Institution | None] = relationship()
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+
+class AuditLog(Base):
+    """Who did what, when: broadcasts, exports, imports, changes."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+def audit(session, actor: str, action: str, **detail: Any) -> AuditLog:
+    """Add an audit entry to ``session`` (committed with the change it records)."""
+    entry = AuditLog(actor=actor, action=action, detail=detail)
+    session.add(entry)
+    return entry

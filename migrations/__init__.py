@@ -1,0 +1,1 @@
+"""Alembic migrations for Kabar's schema (run with ``kabar db upgrade``)."""

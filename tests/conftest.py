@@ -1,0 +1,80 @@
+"""Shared fixtures: settings, a fresh real database per test, the Flask app and its client.
+
+The database is SQLite in a temporary folder, or PostgreSQL when ``KABAR_TEST_DATABASE_URL`` is
+set (for example ``postgresql+psycopg://postgres@127.0.0.1:5432/test``); there the schema is
+created once and every table is emptied before each test.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import text
+
+from bot import create_app
+from bot.config import Settings, load_settings
+from bot.db import Database
+from bot.models import Base
+
+PG_URL = os.environ.get("KABAR_TEST_DATABASE_URL", "")
+TEST_AUTH_TOKEN = "test-auth-token-0123456789abcdef"
+TEST_ACCOUNT_SID = "AC" + "0" * 32
+
+
+@pytest.fixture(scope="session")
+def _pg_schema() -> Iterator[None]:
+    if PG_URL:
+        db = Database(PG_URL)
+        Base.metadata.drop_all(db.engine)
+        Base.metadata.create_all(db.engine)
+        db.dispose()
+    yield
+
+
+@pytest.fixture
+def database_url(tmp_path, _pg_schema) -> str:
+    if PG_URL:
+        db = Database(PG_URL)
+        with db.engine.begin() as conn:
+            names = ", ".join(t.name for t in Base.metadata.sorted_tables)
+            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        db.dispose()
+        return PG_URL
+    return f"sqlite:///{tmp_path / 'kabar-test.db'}"
+
+
+@pytest.fixture
+def settings(database_url) -> Settings:
+    """Simulator transport, signatures on, quiet hours off (tests choose their own clock)."""
+    return load_settings(environ={}).with_overrides(
+        app={"secret_key": "test-secret", "public_url": "http://kabar.test"},
+        database={"url": database_url},
+        transport={"kind": "simulator"},
+        twilio={"account_sid": TEST_ACCOUNT_SID, "auth_token": TEST_AUTH_TOKEN,
+                "whatsapp_from": "whatsapp:+14155238886"},
+        scheduler={"quiet_hours": ""},
+        dispatch={"rate_per_second": 1000.0, "poll_interval_seconds": 0.05},
+    )
+
+
+@pytest.fixture
+def db(settings) -> Iterator[Database]:
+    database = Database(settings.database.url)
+    if not PG_URL:
+        Base.metadata.create_all(database.engine)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def app(settings, db):
+    app = create_app(settings, db)
+    app.config["TESTING"] = True
+    return app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
