@@ -211,8 +211,8 @@ def export_cmd(ctx: Context, what: str, fmt: str, output: Path, actor: str) -> N
     from bot.exports import export
 
     _ensure_schema(ctx)
-    with ctx.db.session() as session:
-        count = export(session, what, fmt, output, actor=actor)
+    with ctx.db.read_session() as session:
+        count = export(session, what, fmt, output, actor=actor, tz=ctx.settings.tz)
     click.echo(f"wrote {count} {what} rows to {output}")
 
 

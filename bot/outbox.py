@@ -8,21 +8,29 @@ and the row's id is the idempotency key that keeps it from going out twice.
 
 from __future__ import annotations
 
-from datetime import datetime
+import logging
+import random
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.models import (
+    MSG_FAILED,
     MSG_PENDING,
+    MSG_SENDING,
     MSG_SUPPRESSED,
     OUTBOUND,
     Graduate,
     Message,
     utcnow,
 )
+from bot.transports import TransportError
+
+log = logging.getLogger(__name__)
 
 # Kinds a graduate did not ask for: these need an approved template outside the 24-hour window.
 BUSINESS_INITIATED = ("checkin", "reminder", "job_opening", "announcement")
@@ -79,3 +87,205 @@ def enqueue(
         # Another process enqueued the same purpose between our check and our insert.
         return None
     return message
+
+
+# --- dispatching ------------------------------------------------------------------------------
+#
+# A dispatcher claims due rows (PENDING → SENDING, committed before any request), sends each and
+# records the outcome in its own short transaction: mark_sent, mark_retry or mark_failed.
+
+# How long a row may stay SENDING before it is considered abandoned by a crashed dispatcher.
+# Far longer than one request can take (the Twilio transport times out after 10 s).
+SENDING_LEASE = timedelta(minutes=5)
+# Retry backoff: 2 s, 4 s, 8 s ... capped at 10 minutes, with jitter (see backoff_delay).
+BACKOFF_BASE_SECONDS = 2.0
+BACKOFF_FACTOR = 2.0
+BACKOFF_CAP_SECONDS = 600.0
+DEFAULT_MAX_ATTEMPTS = 5
+
+
+def claim_due(session: Session, limit: int, worker_id: str, now: datetime) -> list[Message]:
+    """Claim up to ``limit`` due outbox rows for ``worker_id`` and commit; return them by id.
+
+    Due means PENDING with ``next_attempt_at`` at or before ``now``. Claimed rows become SENDING
+    with ``claimed_at``/``claimed_by`` set and one more attempt counted, and the claim is
+    committed before the caller sends anything, so no other dispatcher can take the same row:
+    PostgreSQL skips rows another claim has locked (``FOR UPDATE SKIP LOCKED``), and SQLite
+    serialises writers (``BEGIN IMMEDIATE``, see ``bot.db``).
+
+    A row whose graduate has opted out (or was deactivated) since it was enqueued becomes
+    SUPPRESSED instead of being claimed, unless its kind is in ALWAYS_SENT.
+    """
+    stmt = (select(Message)
+            .where(Message.status == MSG_PENDING,
+                   or_(Message.next_attempt_at.is_(None), Message.next_attempt_at <= now))
+            .order_by(Message.id)
+            .limit(limit))
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    rows = list(session.scalars(stmt))
+    blocked = _unreachable_graduates(session, {m.graduate_id for m in rows
+                                               if m.graduate_id and m.kind not in ALWAYS_SENT})
+    claimed = []
+    for message in rows:
+        if message.graduate_id in blocked and message.kind not in ALWAYS_SENT:
+            message.status = MSG_SUPPRESSED
+            log.info("outbox: message %s to graduate %s suppressed (opted out or inactive)",
+                     message.id, message.graduate_id)
+            continue
+        message.status = MSG_SENDING
+        message.claimed_at = now
+        message.claimed_by = worker_id
+        message.attempts = (message.attempts or 0) + 1
+        claimed.append(message)
+    session.commit()
+    return claimed
+
+
+def _unreachable_graduates(session: Session, graduate_ids: set[int]) -> set[int]:
+    if not graduate_ids:
+        return set()
+    return set(session.scalars(
+        select(Graduate.id).where(Graduate.id.in_(graduate_ids),
+                                  or_(Graduate.opted_out.is_(True), Graduate.active.is_(False)))))
+
+
+def mark_sent(session: Session, message_id: int, sid: str, status: str, *,
+              content_sid: str | None = None, now: datetime | None = None) -> Message:
+    """Record that the provider accepted the message: its SID, its status and when.
+
+    ``content_sid`` records which template went out when the row did not name one itself.
+    The caller commits.
+    """
+    message = _get(session, message_id)
+    if message.status != MSG_SENDING:
+        log.warning("outbox: message %s was %s, not sending, when its send succeeded (sid %s)",
+                    message_id, message.status, sid)
+    message.twilio_sid = sid
+    message.status = status
+    message.sent_at = now or utcnow()
+    message.next_attempt_at = None
+    message.error_code = None
+    message.error_message = None
+    if content_sid and not message.content_sid:
+        message.content_sid = content_sid
+    session.flush()
+    return message
+
+
+def backoff_delay(attempts: int, rand: Callable[[], float] = random.random) -> timedelta:
+    """Wait before the next try after ``attempts`` tries: 2 s × 2^(attempts-1), at most 10 min.
+
+    With "equal jitter": half the delay is fixed and half random, so many messages failing at
+    once (a 429 burst) do not all come back in the same second.
+    """
+    delay = min(BACKOFF_CAP_SECONDS,
+                BACKOFF_BASE_SECONDS * BACKOFF_FACTOR ** max(0, attempts - 1))
+    return timedelta(seconds=delay / 2 + rand() * delay / 2)
+
+
+def mark_retry(session: Session, message_id: int, error: TransportError | Exception,
+               now: datetime, *, max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+               rand: Callable[[], float] = random.random) -> Message:
+    """Put a message whose send failed for a passing reason back in the outbox, or give up.
+
+    It becomes PENDING again with ``next_attempt_at`` after the backoff, keeping the last error
+    on the row; once it has had ``max_attempts`` tries it becomes FAILED instead. The caller
+    commits.
+    """
+    message = _get(session, message_id)
+    code, reason = _error_parts(error)
+    if message.attempts >= max_attempts:
+        return mark_failed(session, message_id, code,
+                           f"gave up after {message.attempts} attempts: {reason}")
+    message.status = MSG_PENDING
+    message.next_attempt_at = now + backoff_delay(message.attempts, rand)
+    message.error_code = code
+    message.error_message = reason
+    message.claimed_at = None
+    message.claimed_by = None
+    session.flush()
+    return message
+
+
+def mark_failed(session: Session, message_id: int, code: str | None, reason: str) -> Message:
+    """Record a permanent failure with the provider's error code, for staff. The caller commits."""
+    message = _get(session, message_id)
+    message.status = MSG_FAILED
+    message.error_code = code
+    message.error_message = reason
+    message.next_attempt_at = None
+    message.claimed_at = None
+    message.claimed_by = None
+    session.flush()
+    return message
+
+
+def release_claims(session: Session, message_ids: list[int]) -> int:
+    """Give back claimed rows that were never sent (a dispatcher stopping mid-batch).
+
+    They return to PENDING, due at once, and the attempt counted by the claim is taken back.
+    Only rows still SENDING are touched. The caller commits; returns how many were released.
+    """
+    released = 0
+    for message_id in message_ids:
+        message = session.get(Message, message_id)
+        if message is None or message.status != MSG_SENDING:
+            continue
+        message.status = MSG_PENDING
+        message.attempts = max(0, message.attempts - 1)
+        message.claimed_at = None
+        message.claimed_by = None
+        released += 1
+    session.flush()
+    return released
+
+
+def recover_stale(session: Session, now: datetime, *,
+                  max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+                  lease: timedelta = SENDING_LEASE) -> list[int]:
+    """Return rows stuck in SENDING for longer than ``lease`` to the outbox; list their ids.
+
+    A row stays SENDING past its lease only when the dispatcher that claimed it died (or lost
+    the database) between claiming it and recording the outcome. Whether Twilio got that request
+    is unknown, so putting the row back risks one duplicate message; keeping it risks losing it.
+    What this does now: a row with fewer than ``max_attempts`` tries is made PENDING and due at
+    ``now`` (the next claim counts another attempt), with a warning naming it; a row that has
+    used all its tries is left SENDING, also with a warning, for a person or a reconciliation
+    against Twilio's message list to decide. It does not ask Twilio anything. The caller commits.
+    """
+    stale = list(session.scalars(
+        select(Message)
+        .where(Message.status == MSG_SENDING, Message.claimed_at < now - lease)
+        .order_by(Message.id)))
+    recovered = []
+    for message in stale:
+        if message.attempts < max_attempts:
+            log.warning("outbox: message %s was left sending by %s since %s; back to pending "
+                        "(attempt %d of %d; it may already have reached Twilio)",
+                        message.id, message.claimed_by, message.claimed_at,
+                        message.attempts, max_attempts)
+            message.status = MSG_PENDING
+            message.next_attempt_at = now
+            message.claimed_at = None
+            message.claimed_by = None
+            recovered.append(message.id)
+        else:
+            log.warning("outbox: message %s was left sending by %s since %s after its last "
+                        "attempt (%d); left as is, check it against Twilio",
+                        message.id, message.claimed_by, message.claimed_at, message.attempts)
+    session.flush()
+    return recovered
+
+
+def _get(session: Session, message_id: int) -> Message:
+    message = session.get(Message, message_id)
+    if message is None:
+        raise LookupError(f"outbox message {message_id} does not exist")
+    return message
+
+
+def _error_parts(error: TransportError | Exception) -> tuple[str | None, str]:
+    if isinstance(error, TransportError):
+        return error.code, error.message
+    return None, f"{error.__class__.__name__}: {error}"

@@ -78,3 +78,13 @@ def app(settings, db):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture
+def twilio_settings(settings, twilio_fake) -> Settings:  # noqa: F811 (fixture below)
+    """The test settings with the Twilio transport pointed at the loopback fake of Twilio."""
+    return settings.with_overrides(transport={"kind": "twilio"},
+                                   twilio={"api_base_url": twilio_fake.url})
+
+
+from tests.twilio_fake import twilio_fake  # noqa: E402, F401

@@ -1,0 +1,360 @@
+"""Check-in rounds: start one per cohort, hold prompts through quiet hours, remind, expire.
+
+A round is unique per cohort and ``scheduled_for`` (a database constraint), so whoever starts a
+round for a fire time that already has one (a second scheduler, a late restart, a double click)
+sends nothing. The conversation itself (prompt, answers) lives in ``bot.conversations.checkin``;
+this module decides who is asked and when the prompts may go out.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta, tzinfo
+from zoneinfo import ZoneInfo
+
+from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bot import catalog
+from bot.config import Settings
+from bot.models import (
+    REPORT_OPEN,
+    REPORT_UNANSWERED,
+    CheckInRound,
+    Cohort,
+    Conversation,
+    Graduate,
+    Institution,
+    ProgressReport,
+    utcnow,
+)
+from bot.outbox import enqueue
+
+ROUND_TRIGGERS = ("schedule", "manual", "self")
+
+
+class CheckinError(Exception):
+    """A check-in request that cannot be carried out (unknown cohort, ambiguous name ...)."""
+
+
+# --- time -----------------------------------------------------------------------------------
+
+def quiet_hours_end(now: datetime, window: tuple[int, int] | None,
+                    tz: tzinfo | str) -> datetime | None:
+    """When the quiet hours around ``now`` end (aware, in ``tz``), or None outside them.
+
+    ``window`` is (start, end) in minutes after local midnight and may wrap midnight
+    ((1260, 420) is 21:00-07:00). The start is inside, the end is not; an empty window
+    (start == end) or None means no quiet hours.
+    """
+    if now.tzinfo is None:
+        raise ValueError("quiet_hours_end needs an aware datetime")
+    if not window or window[0] == window[1]:
+        return None
+    zone = ZoneInfo(tz) if isinstance(tz, str) else tz
+    local = now.astimezone(zone)
+    start, end = window
+    minute = local.hour * 60 + local.minute
+    if start < end:
+        inside, end_day = start <= minute < end, local.date()
+    elif minute >= start:  # wraps midnight, evening part: ends tomorrow morning
+        inside, end_day = True, local.date() + timedelta(days=1)
+    else:
+        inside, end_day = minute < end, local.date()
+    if not inside:
+        return None
+    return datetime.combine(end_day, time(end // 60, end % 60), tzinfo=zone)
+
+
+# Crontab weekday numbers: 0 and 7 are Sunday. APScheduler 3 counts 0 as Monday, so numbers
+# are turned into names, which both read the same way.
+_CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def cron_trigger(cron: str, tz: tzinfo | str) -> CronTrigger:
+    """A CronTrigger for a standard crontab line (minute hour day month weekday).
+
+    Unlike APScheduler 3's ``CronTrigger.from_crontab``, weekday numbers mean what they mean in
+    crontab: "0 9 * * 1" is Mondays at 09:00, not Tuesdays. Raises ValueError on a bad line.
+    (One difference stays: with both a day of month and a weekday, both must match, where
+    crontab takes either.)
+    """
+    values = cron.split()
+    if len(values) != 5:
+        raise ValueError(f"a schedule has 5 fields (minute hour day month weekday), "
+                         f"not {len(values)}: {cron!r}")
+    minute, hour, day, month, weekday = values
+    return CronTrigger(minute=minute, hour=hour, day=day, month=month,
+                       day_of_week=_crontab_weekdays(weekday), timezone=tz)
+
+
+def _crontab_weekdays(field: str) -> str:
+    if field in ("*", "?"):
+        return "*"
+    names: list[str] = []
+    for part in field.split(","):
+        base, slash, step_text = part.partition("/")
+        if base == "*":
+            low, high = 0, 6
+        elif base.isdigit():
+            low = int(base)
+            high = 6 if slash else low  # "1/2": from Monday on, every other day
+        elif re.fullmatch(r"\d+-\d+", base):
+            low, high = (int(n) for n in base.split("-"))
+        else:
+            names.append(part.lower())  # names ("mon-fri") mean the same to both
+            continue
+        step = int(step_text) if step_text.isdigit() else (None if slash else 1)
+        if step is None or step < 1 or low > high or high > 7:
+            raise ValueError(f"day of week {part!r} is not valid (0-7, 0 and 7 are Sunday)")
+        names.extend(_CRON_DAYS[n] for n in range(low, high + 1, step))
+    return ",".join(dict.fromkeys(names))
+
+
+def latest_fire_time(cron: str, tz: tzinfo | str, now: datetime) -> datetime:
+    """The most recent fire time of ``cron`` (minute hour day month weekday) at or before now."""
+    trigger = cron_trigger(cron, tz)
+    for lookback in (timedelta(minutes=1), timedelta(hours=1), timedelta(days=1),
+                     timedelta(days=32), timedelta(days=367), timedelta(days=366 * 9)):
+        fire = trigger.get_next_fire_time(None, now - lookback)
+        if fire is None or fire > now:
+            continue
+        # Walk forward to the last fire time that is still not after now.
+        while True:
+            following = trigger.get_next_fire_time(None, fire + timedelta(seconds=1))
+            if following is None or following > now:
+                return fire
+            fire = following
+    raise CheckinError(f"the schedule {cron!r} never fired before {now:%Y-%m-%d %H:%M}")
+
+
+def _zone(cohort: Cohort) -> ZoneInfo:
+    return ZoneInfo(cohort.timezone or "Asia/Jakarta")
+
+
+def _local_label(moment: datetime, zone: ZoneInfo) -> str:
+    local = moment.astimezone(zone)
+    return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
+
+
+# --- rounds ---------------------------------------------------------------------------------
+
+@dataclass
+class RoundStarted:
+    """What starting a round did: the round, how many prompts, and when they may go out."""
+
+    cohort: Cohort
+    round: CheckInRound
+    prompts: int
+    waiting_until: datetime | None  # end of quiet hours, or None when sent at once
+
+    def describe(self, label: str | None = None) -> str:
+        """'Menjahit 1: 20 prompts queued' or '… waiting for 07:00 (quiet hours)'."""
+        name = label or self.cohort.name
+        noun = "prompt" if self.prompts == 1 else "prompts"
+        if self.waiting_until is not None and self.prompts:
+            return (f"{name}: {self.prompts} {noun} waiting for "
+                    f"{self.waiting_until:%H:%M} (quiet hours)")
+        return f"{name}: {self.prompts} {noun} queued"
+
+
+def open_round(session: Session, settings: Settings, cohort: Cohort, scheduled_for: datetime,
+               trigger: str = "schedule", ignore_quiet_hours: bool = False,
+               now: datetime | None = None) -> RoundStarted | None:
+    """Create the round and prompt the cohort; None (nothing sent) if the round exists already."""
+    from bot.conversations.checkin import begin_checkin
+
+    if scheduled_for.tzinfo is None:
+        raise ValueError("scheduled_for must be timezone-aware")
+    if trigger not in ROUND_TRIGGERS:
+        raise ValueError(f"trigger must be one of {', '.join(ROUND_TRIGGERS)}, not {trigger!r}")
+    now = now or utcnow()
+    if _round_exists(session, cohort.id, scheduled_for):
+        return None
+    round_ = CheckInRound(cohort_id=cohort.id, scheduled_for=scheduled_for, trigger=trigger)
+    try:
+        # Two schedulers racing for the same fire time: the unique constraint picks one.
+        with session.begin_nested():
+            session.add(round_)
+    except IntegrityError:
+        return None
+    waiting_until = None if ignore_quiet_hours else quiet_hours_end(
+        now, settings.quiet_window, _zone(cohort))
+    graduates = session.scalars(
+        select(Graduate)
+        .where(Graduate.cohort_id == cohort.id, Graduate.active.is_(True),
+               Graduate.opted_out.is_(False))
+        .order_by(Graduate.id)).all()
+    prompts = 0
+    for graduate in graduates:
+        message = begin_checkin(session, settings, graduate, round_)
+        if message is None:
+            continue
+        prompts += 1
+        if waiting_until is not None:
+            message.next_attempt_at = waiting_until
+    session.flush()
+    return RoundStarted(cohort=cohort, round=round_, prompts=prompts, waiting_until=waiting_until)
+
+
+def start_round(session: Session, settings: Settings, cohort: Cohort, scheduled_for: datetime,
+                trigger: str = "schedule", ignore_quiet_hours: bool = False,
+                now: datetime | None = None) -> CheckInRound | None:
+    """Start the cohort's round for ``scheduled_for``; None if it already exists (nothing sent).
+
+    Every active graduate who has not opted out gets a prompt. Inside quiet hours (in the
+    cohort's time zone) the prompts are recorded now and held until the quiet hours end,
+    unless ``ignore_quiet_hours``.
+    """
+    started = open_round(session, settings, cohort, scheduled_for, trigger=trigger,
+                         ignore_quiet_hours=ignore_quiet_hours, now=now)
+    return started.round if started else None
+
+
+def _round_exists(session: Session, cohort_id: int, scheduled_for: datetime) -> bool:
+    return session.scalar(select(CheckInRound.id).where(
+        CheckInRound.cohort_id == cohort_id,
+        CheckInRound.scheduled_for == scheduled_for)) is not None
+
+
+def send_rounds_now(session: Session, settings: Settings, cohort_names: list[str] | None,
+                    ignore_quiet_hours: bool = False, now: datetime | None = None) -> list[str]:
+    """Start a manual round for the named cohorts (None: every active cohort); one line each.
+
+    The round is stamped with the current minute, so repeating the command within the same
+    minute sends nothing twice.
+    """
+    now = now or utcnow()
+    cohorts = resolve_cohorts(session, cohort_names, CheckinError)
+    if not cohorts:
+        raise CheckinError("there is no active cohort yet: import a roster first "
+                           "(kabar import-roster FILE)")
+    labels = cohort_labels(session, cohorts)
+    stamp = now.replace(second=0, microsecond=0)
+    lines = []
+    for cohort in cohorts:
+        started = open_round(session, settings, cohort, stamp, trigger="manual",
+                             ignore_quiet_hours=ignore_quiet_hours, now=now)
+        if started is None:
+            lines.append(f"{labels[cohort.id]}: a round was already started this minute, "
+                         "nothing sent again")
+        else:
+            lines.append(started.describe(labels[cohort.id]))
+    return lines
+
+
+# --- finding cohorts by name ----------------------------------------------------------------
+
+def _norm(name: str) -> str:
+    return re.sub(r"\s+", " ", name).strip().casefold()
+
+
+def resolve_cohorts(session: Session, names: Sequence[str] | None,
+                    error: type[Exception] = CheckinError) -> list[Cohort]:
+    """Cohorts by name, case-insensitively ("Menjahit 1" or "LPKS A'nur/Menjahit 1").
+
+    None means every active cohort. An unknown name raises ``error`` listing the known
+    cohorts; a name used by two institutions asks for "Institution/Cohort".
+    """
+    if names is None:
+        return list(session.scalars(
+            select(Cohort).join(Institution).where(Cohort.active.is_(True))
+            .order_by(Institution.name, Cohort.name)))
+    everything = list(session.scalars(
+        select(Cohort).join(Institution).order_by(Institution.name, Cohort.name)))
+    chosen: list[Cohort] = []
+    for raw in names:
+        wanted = _norm(raw)
+        if not wanted:
+            raise error("cohort: an empty name was given")
+        matches = [c for c in everything if _norm(c.name) == wanted]
+        if not matches and "/" in wanted:
+            inst, _, name = (part.strip() for part in wanted.rpartition("/"))
+            matches = [c for c in everything
+                       if _norm(c.institution.name) == inst and _norm(c.name) == name]
+        if not matches:
+            known = ", ".join(sorted({c.name for c in everything if c.active})) or "none yet"
+            raise error(f"cohort {raw!r} not found (known cohorts: {known})")
+        if len(matches) > 1:
+            options = ", ".join(f"{c.institution.name}/{c.name}" for c in matches)
+            raise error(f"cohort {raw!r} exists in several institutions: "
+                        f"write it as Institution/Cohort ({options})")
+        cohort = matches[0]
+        if not cohort.active:
+            raise error(f"cohort {cohort.name!r} is not active")
+        if cohort not in chosen:
+            chosen.append(cohort)
+    return chosen
+
+
+def cohort_labels(session: Session, cohorts: Sequence[Cohort]) -> dict[int, str]:
+    """Cohort id -> its name, or "Institution/Name" where the name alone is ambiguous."""
+    shared = set(session.scalars(
+        select(func.lower(Cohort.name)).group_by(func.lower(Cohort.name))
+        .having(func.count() > 1)))
+    return {c.id: f"{c.institution.name}/{c.name}" if c.name.lower() in shared else c.name
+            for c in cohorts}
+
+
+# --- reminders and expiry -------------------------------------------------------------------
+
+def send_reminders(session: Session, settings: Settings, now: datetime | None = None) -> int:
+    """One reminder to each open, unanswered report older than the reminder delay; the count.
+
+    Graduates who opted out are skipped; inside quiet hours the reminder waits for morning.
+    """
+    now = now or utcnow()
+    cutoff = now - timedelta(hours=settings.scheduler.reminder_after_hours)
+    rows = session.execute(
+        select(ProgressReport, Graduate, Cohort)
+        .join(Graduate, ProgressReport.graduate_id == Graduate.id)
+        .join(CheckInRound, ProgressReport.round_id == CheckInRound.id)
+        .join(Cohort, CheckInRound.cohort_id == Cohort.id)
+        .where(ProgressReport.status == REPORT_OPEN,
+               ProgressReport.responded_at.is_(None),
+               ProgressReport.reminded_at.is_(None),
+               ProgressReport.created_at <= cutoff,
+               Graduate.active.is_(True), Graduate.opted_out.is_(False))
+        .order_by(ProgressReport.id)).all()
+    sent = 0
+    for report, graduate, cohort in rows:
+        report.reminded_at = now
+        language = graduate.language or settings.app.language
+        body = catalog.text(language, "checkin.reminder", name=graduate.name, cohort=cohort.name)
+        message = enqueue(session, graduate=graduate, kind="reminder", body=body,
+                          dedupe_key=f"reminder:{report.id}", round_id=report.round_id,
+                          content_variables={"1": graduate.name, "2": cohort.name},
+                          not_before=quiet_hours_end(now, settings.quiet_window, _zone(cohort)))
+        if message is not None:
+            sent += 1
+    session.flush()
+    return sent
+
+
+def expire_checkins(session: Session, settings: Settings, now: datetime | None = None) -> int:
+    """Close open reports older than the expiry as unanswered and end their conversations."""
+    now = now or utcnow()
+    cutoff = now - timedelta(days=settings.scheduler.checkin_expires_after_days)
+    ids = list(session.scalars(select(ProgressReport.id).where(
+        ProgressReport.status == REPORT_OPEN, ProgressReport.created_at <= cutoff)))
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        session.execute(delete(Conversation).where(Conversation.report_id.in_(chunk)))
+        session.execute(update(ProgressReport).where(ProgressReport.id.in_(chunk))
+                        .values(status=REPORT_UNANSWERED, closed_at=now))
+    return len(ids)
+
+
+def round_label(started: RoundStarted) -> str:
+    """'Menjahit 1: round for 2026-12-01 09:00 WIB, 20 prompts' (for the scheduler's log)."""
+    zone = _zone(started.cohort)
+    text = (f"{started.cohort.name}: round for "
+            f"{_local_label(started.round.scheduled_for, zone)}, {started.prompts} prompts")
+    if started.waiting_until is not None:
+        text += f" (held until {_local_label(started.waiting_until, zone)}, quiet hours)"
+    return text
+

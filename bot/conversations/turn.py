@@ -1,0 +1,69 @@
+"""One inbound message being handled: the session, the settings, the graduate and the text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy.orm import Session
+
+from bot.catalog import LANGUAGES, text
+from bot.config import Settings
+from bot.models import Conversation, Graduate, Message
+from bot.outbox import enqueue
+
+JOIN_FLOW = "join"
+CHECKIN_FLOW = "checkin"
+
+
+@dataclass
+class Turn:
+    """What every handler gets; ``say`` enqueues a catalog text as the reply."""
+
+    session: Session
+    settings: Settings
+    graduate: Graduate
+    text: str
+    now: datetime
+    conversation: Conversation | None = None
+
+    @property
+    def language(self) -> str:
+        lang = self.graduate.language
+        return lang if lang in LANGUAGES else self.settings.app.language
+
+    @property
+    def today(self) -> date:
+        """The date in the app's time zone (deadlines are local dates)."""
+        return self.now.astimezone(self.settings.tz).date()
+
+    @property
+    def joining(self) -> bool:
+        """The number sent GABUNG and has not given its name yet (the graduate is inactive)."""
+        return self.conversation is not None and self.conversation.flow == JOIN_FLOW
+
+    def say(self, key: str, *, kind: str = "reply", **values: object) -> Message | None:
+        """Enqueue the catalog text ``key`` as a reply to this graduate."""
+        return self.say_body(self.say_text(key, **values), kind=kind)
+
+    def say_text(self, key: str, **values: object) -> str:
+        """The catalog text ``key`` in the graduate's language (for replies built of parts)."""
+        return text(self.language, key, **values)
+
+    def say_body(self, body: str, *, kind: str = "reply") -> Message | None:
+        """Enqueue ``body`` (made of catalog texts) as a reply to this graduate."""
+        if not self.joining:
+            return enqueue(self.session, graduate=self.graduate, kind=kind, body=body)
+        # A joining graduate stays inactive until named, and the outbox suppresses messages to
+        # an inactive graduate: address the reply by phone only (``join`` files it under the
+        # graduate once they are active).
+        message = enqueue(self.session, phone=self.graduate.phone, kind=kind, body=body)
+        if message is not None:
+            message.cohort_id = self.graduate.cohort_id
+        return message
+
+    def end_conversation(self) -> None:
+        """Forget where the graduate was (the row is deleted with this transaction)."""
+        if self.conversation is not None:
+            self.session.delete(self.conversation)
+            self.conversation = None

@@ -1,0 +1,339 @@
+"""Roster import: graduates from a CSV or XLSX file, Indonesian or English headers.
+
+``parse_roster`` only reads and checks the file (the console can preview with it);
+``import_roster`` also writes institutions, cohorts and graduates, matched by phone, so importing
+the same file twice changes nothing. Bad rows are reported by file line (the header is line 1)
+with a reason that says how to fix them; the good rows are imported anyway.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import zipfile
+from collections.abc import Callable, Generator, Iterable
+from dataclasses import dataclass, field
+from itertools import chain, count
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.models import Cohort, Graduate, Institution, audit
+from bot.phones import PhoneError, normalize_phone
+
+# field -> accepted headers (compared lower-case without spaces, underscores, dots or dashes)
+HEADERS: dict[str, tuple[str, ...]] = {
+    "institution": ("lpks", "institution", "lembaga"),
+    "cohort": ("paket", "cohort", "kelas"),
+    "name": ("nama", "name"),
+    "phone": ("no_wa", "whatsapp", "phone", "no_hp", "hp", "nomor"),
+    "skill": ("keterampilan", "skill"),
+    "language": ("bahasa", "language"),
+}
+# A few more spellings seen in real rosters; not advertised, just understood.
+_EXTRA = {"institution": ("namalpks", "namalembaga"), "cohort": ("namapaket",),
+          "name": ("namalengkap", "namapeserta", "fullname"),
+          "phone": ("nowhatsapp", "nomorwa", "nomorhp", "wa", "telepon", "telp", "mobile"),
+          "skill": ("kejuruan",)}
+REQUIRED = ("institution", "cohort", "name", "phone")
+_LANGUAGES = {"id": "id", "indonesia": "id", "bahasaindonesia": "id", "ind": "id",
+              "en": "en", "english": "en", "inggris": "en", "bahasainggris": "en", "eng": "en"}
+PROGRESS_EVERY = 500
+Records = Generator[tuple[int, list[Any]], None, None]  # (file line, cells)
+
+
+class RosterError(Exception):
+    """The file as a whole cannot be used (unreadable, unknown format, a column missing)."""
+
+
+@dataclass(frozen=True)
+class ImportProblem:
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class RosterRow:
+    line: int
+    institution: str
+    cohort: str
+    name: str
+    phone: str  # E.164
+    skill: str | None = None
+    language: str | None = None  # None: not given (new graduates get the default)
+
+
+@dataclass
+class ImportReport:
+    file: str
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: list[ImportProblem] = field(default_factory=list)
+    institutions_created: int = 0
+    cohorts_created: int = 0
+
+    def summary(self) -> str:
+        return (f"{self.file}: {self.created} created, {self.updated} updated, "
+                f"{self.unchanged} unchanged, {len(self.rejected)} rejected")
+
+
+def _key(header: Any) -> str:
+    return re.sub(r"[\s_.\-/]+", "", str(header or "")).lower()
+
+
+_LOOKUP = {_key(h): f for f, names in HEADERS.items() for h in names + _EXTRA.get(f, ())}
+
+
+def _text(value: Any) -> str:
+    """A cell as clean text; 6281234567890.0 (Excel's float) becomes '6281234567890'."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = str(value).replace("\u00a0", " ").strip()
+    if re.fullmatch(r"\d+\.0+", text):
+        text = text.split(".")[0]
+    return re.sub(r"\s+", " ", text)
+
+
+# --- reading ------------------------------------------------------------------------------
+
+def _read_rows(path: Path) -> Records:
+    suffix = path.suffix.lower()
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(4)
+    except OSError as exc:
+        raise RosterError(f"{path.name}: cannot read the file ({exc.strerror or exc})") from None
+    if suffix == ".xls":
+        raise RosterError(f"{path.name}: old Excel .xls files are not supported; "
+                          "save it as .xlsx or CSV and import that")
+    if suffix in (".xlsx", ".xlsm") or (suffix not in (".csv", ".txt") and head == b"PK\x03\x04"):
+        return _read_xlsx(path)
+    if suffix in (".csv", ".txt"):
+        return _read_csv(path)
+    raise RosterError(f"{path.name}: unknown file format {suffix or '(no extension)'!r}; "
+                      "use a .csv or .xlsx file")
+
+
+def _read_csv(path: Path) -> Records:
+    data = path.read_bytes()
+    for encoding in ("utf-8-sig", "cp1252", "latin-1"):
+        try:
+            text = data.decode(encoding)
+            break
+        except UnicodeDecodeError:
+            continue
+    first = next((ln for ln in text.splitlines() if ln.strip()), "")
+    delimiter = max((";", ",", "\t"), key=first.count) if first else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    start = 1
+    for record in reader:
+        yield start, record
+        start = reader.line_num + 1
+
+
+def _read_xlsx(path: Path) -> Records:
+    from openpyxl import load_workbook
+
+    try:
+        workbook = load_workbook(path, read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        raise RosterError(f"{path.name}: not a readable XLSX file ({exc})") from None
+
+    def rows() -> Records:
+        try:
+            sheet = workbook.worksheets[0]
+            sheet.reset_dimensions()  # some writers store wrong sheet sizes
+            for number, row in enumerate(sheet.iter_rows(values_only=True), start=1):
+                yield number, list(row)
+        finally:
+            workbook.close()
+
+    return rows()
+
+
+def _map_header(path: Path, header: list[Any]) -> dict[str, int]:
+    columns: dict[str, int] = {}
+    for index, cell in enumerate(header):
+        found = _LOOKUP.get(_key(cell))
+        if found and found not in columns:
+            columns[found] = index
+    missing = [f for f in REQUIRED if f not in columns]
+    if missing:
+        seen = ", ".join(_text(h) for h in header if _text(h)) or "none"
+        wanted = "; ".join(f"{HEADERS[f][0]} (accepted: {', '.join(HEADERS[f])})"
+                           for f in missing)
+        raise RosterError(f"{path.name}: missing column {wanted}. Headers found: {seen}")
+    return columns
+
+
+# --- parsing ------------------------------------------------------------------------------
+
+def parse_roster(path: Path) -> tuple[list[RosterRow], list[ImportProblem]]:
+    """Read and check a roster file without touching the database."""
+    path = Path(path)
+    records = _read_rows(path)
+    try:
+        return _parse(path, records)
+    finally:
+        records.close()
+
+
+def _parse(path: Path, records: Records) -> tuple[list[RosterRow], list[ImportProblem]]:
+    columns: dict[str, int] | None = None
+    header_error: RosterError | None = None
+    rows: list[RosterRow] = []
+    problems: list[ImportProblem] = []
+    by_phone: dict[str, RosterRow] = {}
+    skipped = 0
+    for line, record in records:
+        cells = [_text(v) for v in record]
+        if not any(cells):
+            continue
+        if columns is None:
+            # The header is the first non-empty row; a title row or two above it is tolerated.
+            try:
+                columns = _map_header(path, record)
+            except RosterError as exc:
+                header_error = header_error or exc
+                skipped += 1
+                if skipped >= 5:
+                    raise header_error from None
+            continue
+        values = {f: (cells[i] if i < len(cells) else "") for f, i in columns.items()}
+        row = _check_row(line, values, problems)
+        if row is None:
+            continue
+        earlier = by_phone.get(row.phone)
+        if earlier is None:
+            by_phone[row.phone] = row
+            rows.append(row)
+        elif _same(earlier, row):
+            continue  # the same graduate listed twice: harmless
+        else:
+            problems.append(ImportProblem(line, (
+                f"number {row.phone} is already on line {earlier.line} with different data "
+                f"({earlier.name}, {earlier.cohort}); keep one row per graduate")))
+    if columns is None:
+        raise header_error or RosterError(f"{path.name}: the file is empty (no header row)")
+    return rows, problems
+
+
+def _same(a: RosterRow, b: RosterRow) -> bool:
+    fields_ = ("institution", "cohort", "name", "skill", "language")
+    return all(str(getattr(a, f) or "").casefold() == str(getattr(b, f) or "").casefold()
+               for f in fields_)
+
+
+def _check_row(line: int, v: dict[str, str], problems: list[ImportProblem]) -> RosterRow | None:
+    def reject(reason: str) -> None:
+        problems.append(ImportProblem(line, reason))
+
+    if not v["name"]:
+        return reject("nama (name) is empty; fill in the graduate's name")
+    if not v["institution"]:
+        return reject("lpks (institution) is empty; fill in the training institution")
+    if not v["cohort"]:
+        return reject("paket (cohort) is empty; fill in the training package, e.g. Menjahit 3")
+    raw_phone = v["phone"].lstrip("'")
+    if not raw_phone:
+        return reject("no_wa (WhatsApp number) is empty; fill in a number like 0812-3456-7890")
+    if re.search(r"\d[.,]\d*E\+?\d+$", raw_phone, re.IGNORECASE):
+        return reject(f"no_wa {raw_phone!r} was shortened by Excel; format the column as Text, "
+                      "type the full number (e.g. 0812-3456-7890) and export again")
+    try:
+        phone = normalize_phone(raw_phone)
+    except PhoneError:
+        return reject(f"no_wa {raw_phone!r} is not a valid WhatsApp number; "
+                      "write it like 0812-3456-7890 or +62 812-3456-7890")
+    language = None
+    if v.get("language"):
+        language = _LANGUAGES.get(_key(v["language"]))
+        if language is None:
+            return reject(f"bahasa {v['language']!r} is not known; write id or en")
+    return RosterRow(line=line, institution=v["institution"], cohort=v["cohort"],
+                     name=v["name"], phone=phone, skill=v.get("skill") or None,
+                     language=language)
+
+
+# --- importing ----------------------------------------------------------------------------
+
+def import_roster(session: Session, path: Path, *, actor: str = "cli",
+                  progress: Callable[[int], Any] | None = None) -> ImportReport:
+    """Create or update institutions, cohorts and graduates from ``path`` (caller commits)."""
+    path = Path(path)
+    rows, problems = parse_roster(path)
+    report = ImportReport(file=path.name, rejected=problems)
+    institutions = {i.name.casefold(): i for i in session.scalars(select(Institution))}
+    cohorts = {(c.institution_id, c.name.casefold()): c for c in session.scalars(select(Cohort))}
+    existing = _graduates_by_phone(session, [r.phone for r in rows])
+    for done, row in enumerate(rows, start=1):
+        inst = institutions.get(row.institution.casefold())
+        if inst is None:
+            inst = institutions[row.institution.casefold()] = Institution(name=row.institution)
+            session.add(inst)
+            session.flush()
+            report.institutions_created += 1
+        cohort = cohorts.get((inst.id, row.cohort.casefold()))
+        if cohort is None:
+            cohort = Cohort(institution_id=inst.id, name=row.cohort, skill=row.skill,
+                            join_code=_join_code(session, row.cohort))
+            cohorts[(inst.id, row.cohort.casefold())] = cohort
+            session.add(cohort)
+            session.flush()
+            report.cohorts_created += 1
+        elif cohort.skill is None and row.skill:
+            cohort.skill = row.skill
+        wanted = {"name": row.name, "cohort_id": cohort.id, "skill": row.skill or cohort.skill}
+        if row.language:
+            wanted["language"] = row.language
+        grad = existing.get(row.phone)
+        if grad is None:
+            session.add(Graduate(phone=row.phone, **wanted))
+            report.created += 1
+        elif any(getattr(grad, k) != val for k, val in wanted.items()):
+            for k, val in wanted.items():
+                setattr(grad, k, val)
+            report.updated += 1
+        else:
+            report.unchanged += 1
+        if done % PROGRESS_EVERY == 0:
+            session.flush()
+            if progress is not None:
+                progress(done)
+    session.flush()
+    audit(session, actor, "import_roster", file=path.name, created=report.created,
+          updated=report.updated, unchanged=report.unchanged, rejected=len(problems),
+          institutions_created=report.institutions_created,
+          cohorts_created=report.cohorts_created)
+    return report
+
+
+def _graduates_by_phone(session: Session, phones: Iterable[str]) -> dict[str, Graduate]:
+    phones = list(phones)
+    found: dict[str, Graduate] = {}
+    for start in range(0, len(phones), 500):
+        chunk = phones[start:start + 500]
+        found.update((g.phone, g) for g in
+                     session.scalars(select(Graduate).where(Graduate.phone.in_(chunk))))
+    return found
+
+
+def _join_code(session: Session, cohort_name: str) -> str:
+    """'Menjahit 3' -> 'MENJAHIT3', or 'MENJAHIT3B', 'MENJAHIT3C'... when taken."""
+    compact = re.sub(r"[^A-Z0-9]", "", cohort_name.upper())
+    head, tail = re.fullmatch(r"(.*?)(\d{0,4})", compact).groups()  # keep the paket number
+    base = (head[:12 - len(tail)] + tail) or "PAKET"
+    taken = set(session.scalars(select(Cohort.join_code)
+                                .where(Cohort.join_code.startswith(base))))
+    candidates = chain([base], (base + s for s in "BCDEFGHJKLMNPQRSTUVWXYZ"),
+                       (f"{base}{n}" for n in count(2)))
+    return next(c for c in candidates if c not in taken)

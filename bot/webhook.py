@@ -1,0 +1,134 @@
+"""The Twilio webhooks: ``POST /twilio/inbound`` (incoming WhatsApp messages).
+
+Every request is checked against ``X-Twilio-Signature`` (when ``twilio.validate_signatures``),
+using ``app.public_url`` plus the path and query Twilio called, so the check also holds behind a
+proxy. The answer is always empty TwiML: replies are outbox rows that the dispatcher sends, so
+each of them has a SID, a delivery status and retries.
+
+What each outcome returns:
+
+- forged or missing signature: 403, nothing stored, a warning in the log;
+- malformed form (no ``From``, no ``MessageSid``, ``From`` not a phone number): 400 and a log
+  line, never 500;
+- a ``MessageSid`` already stored: 200, handled once (checked first; when two deliveries race,
+  the unique ``messages.twilio_sid`` makes the second one fail and it is answered 200 too);
+- an unexpected error after validation: the transaction is rolled back (store-or-rollback:
+  nothing of the message is kept) and the answer is 500, so Twilio reports it and a retry (or
+  the fallback URL) is safe: the MessageSid dedupe handles a redelivered message once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from flask import Blueprint, Response, request
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from twilio.request_validator import (
+    SIGNATURE_HEADER,
+    SIGNATURE_SETTINGS_HEADER,
+    RequestValidator,
+    get_signature_algorithm,
+)
+from twilio.twiml.messaging_response import MessagingResponse
+
+from bot import get_db, get_settings
+from bot.conversations.router import Inbound, handle_inbound
+from bot.models import Message
+from bot.phones import PhoneError, normalize_phone
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("twilio", __name__, url_prefix="/twilio")
+
+EMPTY_TWIML = str(MessagingResponse())
+MAX_MEDIA = 10  # WhatsApp delivers at most one, MMS up to ten
+
+
+class BadInbound(ValueError):
+    """A form that is not an incoming message Kabar can handle; the text says what is wrong."""
+
+
+@bp.post("/inbound")
+def inbound() -> Response:
+    """An incoming WhatsApp message from Twilio."""
+    settings = get_settings()
+    if settings.twilio.validate_signatures and not signature_is_valid(settings.twilio.auth_token,
+                                                                      settings.app.public_url):
+        log.warning("inbound webhook: refused a request with a %s X-Twilio-Signature from %s",
+                    "wrong" if request.headers.get(SIGNATURE_HEADER) else "missing",
+                    request.remote_addr)
+        return Response("invalid signature\n", status=403, mimetype="text/plain")
+    return receive_form(request.form)
+
+
+def signature_is_valid(auth_token: str, public_url: str) -> bool:
+    """Whether the current request carries Twilio's signature for our public URL and params."""
+    signature = request.headers.get(SIGNATURE_HEADER, "")
+    if not signature or not auth_token:
+        return False
+    url = public_url.rstrip("/") + request.full_path.rstrip("?")
+    algorithm = get_signature_algorithm(request.headers.get(SIGNATURE_SETTINGS_HEADER))
+    return RequestValidator(auth_token).validate(url, request.form, signature, algorithm)
+
+
+def receive_form(form: Mapping[str, str]) -> Response:
+    """Handle one Twilio inbound form (already trusted); shared with the simulator."""
+    try:
+        message = parse_form(form)
+    except BadInbound as exc:
+        log.warning("inbound webhook: bad request: %s", exc)
+        return Response(f"bad request: {exc}\n", status=400, mimetype="text/plain")
+    settings, db = get_settings(), get_db()
+    try:
+        with db.session() as session:
+            if session.scalar(select(Message.id).where(
+                    Message.twilio_sid == message.message_sid)) is not None:
+                log.info("inbound webhook: %s already handled", message.message_sid)
+                return _twiml()
+            handle_inbound(session, settings, message)
+    except IntegrityError:
+        if _already_stored(message.message_sid):
+            log.info("inbound webhook: %s handled by a concurrent request", message.message_sid)
+            return _twiml()
+        log.exception("inbound webhook: %s could not be stored", message.message_sid)
+        return Response("error\n", status=500, mimetype="text/plain")
+    except Exception:
+        log.exception("inbound webhook: %s failed; rolled back", message.message_sid)
+        return Response("error\n", status=500, mimetype="text/plain")
+    return _twiml()
+
+
+def parse_form(form: Mapping[str, str]) -> Inbound:
+    """Twilio's form → Inbound; raises BadInbound naming the field that is missing or wrong."""
+    sid = (form.get("MessageSid") or form.get("SmsMessageSid") or "").strip()
+    if not sid:
+        raise BadInbound("no MessageSid")
+    if len(sid) > 64:
+        raise BadInbound(f"MessageSid is too long ({len(sid)} characters)")
+    sender = (form.get("From") or "").strip()
+    if not sender:
+        raise BadInbound(f"no From ({sid})")
+    try:
+        phone = normalize_phone(sender)
+    except PhoneError as exc:
+        raise BadInbound(f"From is not a phone number ({sid}): {exc}") from None
+    try:
+        count = min(int(form.get("NumMedia") or 0), MAX_MEDIA)
+    except ValueError:
+        raise BadInbound(f"NumMedia is not a number ({sid})") from None
+    media = [(form.get(f"MediaUrl{i}", ""), form.get(f"MediaContentType{i}", ""))
+             for i in range(count) if form.get(f"MediaUrl{i}")]
+    return Inbound(phone=phone, body=form.get("Body") or "", message_sid=sid, media=media,
+                   profile_name=form.get("ProfileName") or None,
+                   button_payload=form.get("ButtonPayload") or None)
+
+
+def _already_stored(sid: str) -> bool:
+    with get_db().session() as session:
+        return session.scalar(select(Message.id).where(Message.twilio_sid == sid)) is not None
+
+
+def _twiml() -> Response:
+    return Response(EMPTY_TWIML, status=200, mimetype="text/xml")

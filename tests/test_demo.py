@@ -1,0 +1,194 @@
+"""The demo: sample data shaped like the seed story, and the one-process launch."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+from collections import Counter
+from datetime import date
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from bot.cli import main
+from bot.db import Database
+from bot.demo import prepare_demo, seed_sample_data
+from bot.models import (
+    EMPLOYMENT_STATUSES,
+    REPORT_COMPLETED,
+    Base,
+    CheckInRound,
+    Cohort,
+    Graduate,
+    Institution,
+    JobOpening,
+    Message,
+    ProgressReport,
+    StaffUser,
+)
+from bot.phones import normalize_phone
+
+TODAY = date(2026, 12, 1)
+
+
+def seeded(session, settings, seed=7):
+    return seed_sample_data(session, settings, random.Random(seed), today=TODAY)
+
+
+def snapshot(session) -> list[tuple]:
+    people = session.execute(select(Cohort.name, Graduate.name, Graduate.phone, Graduate.skill)
+                             .join(Cohort).order_by(Graduate.phone)).all()
+    answers = session.execute(select(Graduate.phone, ProgressReport.employment_status,
+                                     ProgressReport.employer, ProgressReport.skill_rating,
+                                     ProgressReport.raw_answers)
+                              .join(Graduate).order_by(Graduate.phone)).all()
+    return [tuple(r) for r in people] + [tuple(r) for r in answers]
+
+
+def has_migrations() -> bool:
+    from bot.migrate import head_revision
+
+    return head_revision() is not None
+
+
+def test_sample_data_is_shaped_like_the_seed_story(db, settings):
+    with db.session() as session:
+        counts = seeded(session, settings)
+    assert counts["institutions"] == 2 and counts["cohorts"] == 8
+    assert counts["graduates"] == 160
+    with db.session() as session:
+        assert sorted(session.scalars(select(Institution.name))) == ["LPKS A'nur",
+                                                                     "LPKS Nisfisano"]
+        per_cohort = Counter(session.scalars(select(Cohort.name).join(Graduate)))
+        assert len(per_cohort) == 8 and set(per_cohort.values()) == {20}
+        assert {"Menjahit 1", "Menjahit 6", "Bordir 1", "Tata Boga 1"} <= set(per_cohort)
+        phones = list(session.scalars(select(Graduate.phone)))
+        assert len(set(phones)) == 160
+        assert all(normalize_phone(p) == p for p in phones)
+        assert len(set(session.scalars(select(Graduate.name)))) == 160
+        assert len(set(session.scalars(select(Cohort.join_code)))) == 8
+
+
+def test_sample_data_has_a_finished_round_with_varied_answers(db, settings):
+    with db.session() as session:
+        seeded(session, settings)
+    with db.session() as session:
+        finished = session.scalars(select(Cohort.name).join(CheckInRound)).all()
+        assert sorted(finished) == ["Bordir 1", "Menjahit 1"]
+        reports = session.scalars(select(ProgressReport)).all()
+        done = [r for r in reports if r.status == REPORT_COMPLETED]
+        assert len(reports) == 39 and len(done) >= 25  # one graduate of Menjahit 1 opted out
+        assert {r.employment_status for r in done} == set(EMPLOYMENT_STATUSES)
+        for report in done:
+            assert report.skill_rating in range(1, 6)
+            assert report.raw_answers["status"] and report.raw_answers["rating"]
+            assert report.completed_at is not None and report.responded_at is not None
+        assert any(r.needs_help for r in done)
+        # the chat of that round is there for the timeline and the messages export
+        inbound = session.scalar(select(func.count()).select_from(Message)
+                                 .where(Message.direction == "in"))
+        assert inbound >= 4 * len(done)
+        jobs = session.scalars(select(JobOpening)).all()
+        assert any("KITB" in j.employer and j.skill == "menjahit" for j in jobs)
+        assert all(j.is_open(TODAY) for j in jobs)
+
+
+def test_sample_data_is_repeatable(db, settings, tmp_path):
+    with db.session() as session:
+        seeded(session, settings)
+    with db.session() as session:
+        first = snapshot(session)
+    other = Database(f"sqlite:///{tmp_path / 'again.db'}")
+    Base.metadata.create_all(other.engine)
+    try:
+        with other.session() as session:
+            seeded(session, settings)
+        with other.session() as session:
+            assert snapshot(session) == first
+    finally:
+        other.dispose()
+
+
+def test_prepare_demo_seeds_once_and_starts_a_round(tmp_path, monkeypatch):
+    if not has_migrations():  # until the first Alembic revision exists
+        monkeypatch.setattr("bot.migrate.upgrade",
+                            lambda url, revision="head": Database(url).create_all())
+    first = prepare_demo(tmp_path / "demo", fresh=False)
+    assert first.seeded and first.fresh_round == "Menjahit 1: 19 prompts queued"
+    with first.db.session() as session:
+        admin = session.scalar(select(StaffUser).where(StaffUser.name == "admin"))
+        assert admin.role == "admin" and admin.check_password(first.admin_password)
+    first.db.dispose()
+
+    again = prepare_demo(tmp_path / "demo", fresh=False)
+    assert not again.seeded and again.fresh_round is None  # the prompts are still open
+    assert again.admin_password != first.admin_password
+    with again.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Graduate)) == 160
+        assert session.scalar(select(StaffUser).where(StaffUser.name == "admin")) \
+            .check_password(again.admin_password)
+    again.db.dispose()
+
+    fresh = prepare_demo(tmp_path / "demo", fresh=True)
+    assert fresh.seeded
+    fresh.db.dispose()
+
+
+def test_kabar_demo_help():
+    result = CliRunner().invoke(main, ["demo", "--help"])
+    assert result.exit_code == 0
+    assert "--data-dir" in result.output and "--fresh" in result.output
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_demo_serves_the_simulator_and_stops_on_ctrl_c(tmp_path):
+    port = _free_port()
+    patch = "" if has_migrations() else textwrap.dedent("""
+        import bot.migrate
+        from bot.db import Database
+        bot.migrate.upgrade = lambda url, revision="head": Database(url).create_all()
+    """)
+    script = patch + textwrap.dedent(f"""
+        import sys
+        from bot.cli import main
+        main(["demo", "--port", "{port}", "--data-dir", {str(tmp_path / 'demo')!r}])
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    output = []
+    try:
+        deadline = time.monotonic() + 60
+        for line in proc.stdout:
+            output.append(line)
+            if "Press Ctrl-C" in line or time.monotonic() > deadline:
+                break
+        text = "".join(output)
+        assert f"http://127.0.0.1:{port}/simulator" in text, text
+        assert "admin / " in text
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as reply:
+            assert reply.status == 200
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/simulator/", timeout=10) as reply:
+            assert "Menjahit 1" in reply.read().decode()
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    output.append(rest)
+    assert proc.returncode == 0, "".join(output)
+    assert "stopped." in rest
