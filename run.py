@@ -25,7 +25,7 @@ PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 
 def ensure_venv(extras: str) -> None:
     """Create the virtual environment and install Kabar, again only when inputs changed."""
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 (run.py may be started by an older Python)
         sys.exit(f"Kabar needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     stamp = VENV / f".kabar-installed-{extras or 'base'}"
     digest = hashlib.sha256(

@@ -110,7 +110,7 @@ def test_twenty_graduates_from_scheduled_prompt_to_exported_csv(
                 replies, _ = SCRIPTS[index % len(SCRIPTS)]
                 for step, body in enumerate(replies):
                     asked = 1 + step  # the prompt, then one question per answer so far
-                    wait_for(lambda: len(twilio_fake.accepted_to(phone)) >= asked, timeout=20,
+                    wait_for(lambda n=asked: len(twilio_fake.accepted_to(phone)) >= n, timeout=20,
                              message=f"question {asked} to {phone}")
                     response = signed_post(base_url, settings.app.public_url, {
                         "MessageSid": f"SM{index:02d}{step:02d}" + "a" * 28,
@@ -141,10 +141,10 @@ def test_twenty_graduates_from_scheduled_prompt_to_exported_csv(
                                 .where(ProgressReport.status == "completed")) == 20
         wait_for(all_completed, timeout=20, message="20 completed reports")
         # Every graduate got the thanks: prompt + one message per answer.
-        for i, phone in enumerate(phones):
-            replies, _ = SCRIPTS[i % len(SCRIPTS)]
-            twilio_fake.wait_for(lambda f, p=phone, n=len(replies): len(f.accepted_to(p)) >= n + 1,
-                                 timeout=20)
+        expected_counts = {p: len(SCRIPTS[i % len(SCRIPTS)][0]) + 1 for i, p in enumerate(phones)}
+        assert twilio_fake.wait_for(
+            lambda f: all(len(f.accepted_to(p)) >= n for p, n in expected_counts.items()),
+            timeout=20)
     finally:
         stop.set()
         worker.join(timeout=10)

@@ -114,3 +114,55 @@ def test_chatting_in_the_browser(app, db, roster):
             browser.close()
     with db.session() as session:
         assert session.get(Graduate, graduate_id).last_menu_at is not None
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_a_whole_checkin_in_the_browser(app, db, settings, roster):
+    """A person starts a round from the page and answers every question as the graduate."""
+    import threading
+
+    from bot.dispatcher import Dispatcher
+
+    sync_api = pytest.importorskip("playwright.sync_api")
+    graduate_id = roster["graduate_ids"][0]
+    stop = threading.Event()
+    worker = threading.Thread(target=Dispatcher(settings, db).run_forever, args=(stop,),
+                              daemon=True)
+    worker.start()
+    answers = [("sdh kerja kak", "Di mana Anda bekerja"),
+               ("konveksi Bu Siti, Pekalongan", "memakai keterampilan"),
+               ("iya", "seberapa mahir"),
+               ("4️⃣", "kendala"),
+               ("gak ada", "Terima kasih")]
+    try:
+        with serve(app) as base, sync_api.sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path=CHROMIUM,
+                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            try:
+                page = browser.new_page()
+                page.goto(base + "/simulator/")
+                page.click(f".grad[data-id='{graduate_id}']")
+                page.click(f".startround[data-cohort-id='{roster['cohort_id']}']")
+                page.wait_for_selector(".bubble.out >> text=Bagaimana status kerja",
+                                       timeout=10_000)
+                for reply, next_question in answers:
+                    page.fill("#body", reply)
+                    page.press("#body", "Enter")
+                    page.wait_for_selector(f".bubble.out >> text={next_question}",
+                                           timeout=10_000)
+                # The simulator transport marks what the dispatcher sent as delivered.
+                page.wait_for_selector(".bubble.out .st-delivered", timeout=10_000)
+            finally:
+                browser.close()
+    finally:
+        stop.set()
+        worker.join(timeout=10)
+    with db.session() as session:
+        report = session.scalar(select(ProgressReport)
+                                .where(ProgressReport.graduate_id == graduate_id))
+        assert report.status == "completed"
+        assert (report.employment_status, report.employer, report.uses_training_skill,
+                report.skill_rating, report.needs_help) == (
+            "employed", "konveksi Bu Siti, Pekalongan", True, 4, None)
