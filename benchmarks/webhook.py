@@ -7,13 +7,15 @@ What it does (everything on 127.0.0.1, in a temporary folder removed at the end)
 1. A SQLite database (Alembic ``upgrade`` when a revision exists, else ``create_all``) with N
    graduates in a few cohorts, each mid check-in: a round was started for them, so their
    conversation waits at the status question.
-2. A config file: simulator transport (nothing leaves the machine; replies only go into the
-   outbox, and no dispatcher runs), signatures ON with a fixed auth token, ``app.public_url``
-   pointing at the benchmark port, quiet hours off.
+2. A config file: simulator transport (``console`` while ``bot/simulator.py`` does not
+   exist; either way nothing is sent: replies only go into the outbox and no dispatcher
+   runs), signatures ON with a fixed auth token, ``app.public_url`` pointing at the benchmark
+   port, quiet hours off.
 3. Many distinct signed requests (``duration x --rate`` of them: distinct MessageSid, graduates
-   cycling, each graduate answering the check-in in order with informal replies) in one file,
-   and a wrk Lua script that serves a different request per call (each wrk thread its own
-   graduates, so no two threads repeat a request or interleave one graduate's answers).
+   cycling in waves, each graduate answering the whole check-in in order with informal
+   replies, then small talk) in one file, and a wrk Lua script that serves a different request
+   per call (each wrk thread its own graduates, so no two threads repeat a request or
+   interleave one graduate's answers).
 4. gunicorn (2 sync workers) with ``bot:create_app()``; wrk ``-t2 -c16 -d10s --latency``;
    then the same gunicorn and wrk settings and the same request file against
    ``benchmarks/bare_app.py`` (one POST endpoint answering empty TwiML).
@@ -61,12 +63,12 @@ HEALTH_DEADLINE_S = 60.0
 # Each graduate answers the check-in in order, as people do: status, then the follow-ups of
 # that status, rating, obstacles. What comes after the conversation is over is small talk.
 SCRIPTS = (
+    # employed + where (one message) -> uses the skill? -> rating -> help
+    ("sudah kerja di pabrik sepatu", "ya", "4", "tidak ada"),
     # employed -> where -> uses the skill? -> rating -> help
-    ("1", "sudah kerja di pabrik sepatu", "ya", "4", "tidak ada"),
-    ("sudah bekerja", "konveksi pak haji di kedungwuni", "iya", "5", "gak ada"),
+    ("1", "konveksi pak haji di kedungwuni", "iya", "5", "gak ada"),
     # self-employed -> what business -> rating -> help
-    ("usaha sendiri, jualan online", "jualan baju muslim di shopee", "4",
-     "butuh modal buat mesin jahit"),
+    ("2", "jualan baju muslim di shopee", "4", "butuh modal buat mesin jahit"),
     # seeking -> job alerts? -> rating -> help
     ("blm dpt kerja", "ya", "3", "tolong info lowongan menjahit"),
     # studying -> rating -> help
@@ -275,26 +277,43 @@ def _start_checkins(session, settings, cohorts, grads, CheckInRound, utcnow) -> 
 # Signed requests and the wrk script.
 
 
-def write_requests(path: Path, per_thread: list[list[tuple[str, str]]], total: int,
-                   url: str) -> list[list[str]]:
-    """One request per line: ``signature TAB form body``; line i belongs to thread i % T.
+def conversation_order(grads: list[tuple[str, str]], wave: int):
+    """(graduate, step) pairs, forever: waves of ``wave`` graduates answer the whole check-in.
 
-    Thread t's k-th request is graduate k mod len(G_t) of its own graduates G_t, at step
-    k div len(G_t) of that graduate's script: every graduate answers in order, and the same
-    graduate's next answer is a whole lap of graduates later. Returns each thread's MessageSids.
+    Within a wave every graduate sends step 0, then every one step 1, and so on, so a short run
+    still covers every question (status, where, uses the skill, rating, help) and a graduate's
+    next answer comes ``wave`` requests after the previous one (answered by then). When every
+    graduate is through, the next lap is small talk after the check-in.
+    """
+    steps = max(len(script) for script in SCRIPTS)
+    lap = 0
+    while True:
+        for start in range(0, len(grads), wave):
+            group = grads[start:start + wave]
+            for step in range(steps):
+                for grad in group:
+                    yield grad, lap * steps + step
+        lap += 1
+
+
+def write_requests(path: Path, per_thread: list[list[tuple[str, str]]], total: int, url: str,
+                   wave: int) -> list[list[str]]:
+    """One request per line: ``signature TAB form body``; line i belongs to wrk thread i % T.
+
+    Each thread has its own graduates (``per_thread``) in ``conversation_order``. Returns each
+    thread's MessageSids in the order the thread sends them.
     """
     from twilio.request_validator import RequestValidator
 
     validator = RequestValidator(AUTH_TOKEN)
     threads = len(per_thread)
+    orders = [conversation_order(grads, wave) for grads in per_thread]
     sids: list[list[str]] = [[] for _ in range(threads)]
     with path.open("w", encoding="utf-8") as out:
         for i in range(total):
-            t, k = i % threads, i // threads
-            grads = per_thread[t]
-            g, step = k % len(grads), k // len(grads)
-            phone, name = grads[g]
-            script = SCRIPTS[(int(phone[-6:]) * 7) % len(SCRIPTS)]
+            t = i % threads
+            (phone, name), step = next(orders[t])
+            script = SCRIPTS[int(phone[-6:]) % len(SCRIPTS)]
             body = (script[step] if step < len(script)
                     else AFTER_SCRIPT[(step - len(script)) % len(AFTER_SCRIPT)])
             sid = "SM" + uuid.uuid4().hex
@@ -350,9 +369,16 @@ function init(args)
   -- When the file runs out the run is too long for it: ask for a path that answers 404, so
   -- the run shows errors instead of repeating MessageSids.
   exhausted = wrk.format("GET", "/__benchmark_request_file_exhausted__")
+  -- wrk calls request() once on thread 0's state before the run, to inspect it (wrk.c:
+  -- script_verify_request); that call must not use up a request.
+  verifying = (tid == 0)
 end
 
 function request()
+  if verifying then
+    verifying = false
+    return reqs[1]
+  end
   sent = sent + 1
   if sent > total then return exhausted end
   return reqs[sent]
@@ -389,7 +415,18 @@ class RunResult:
     name: str
     wrk: dict
     wrk_text: str
+    worker_cpu: float = 0.0  # CPU seconds the gunicorn workers used while wrk ran
+    workers: int = 0
     server_statuses: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def cpu_ms_per_request(self) -> float:
+        return 1000 * self.worker_cpu / max(self.wrk["requests"], 1)
+
+    @property
+    def worker_busy(self) -> float:
+        """Share of the run the workers spent on a CPU (1.0: always running)."""
+        return self.worker_cpu / max(self.workers * self.wrk["duration_us"] / 1e6, 1e-9)
 
     @property
     def rps(self) -> float:
@@ -411,6 +448,33 @@ class RunResult:
     def ok_responses(self) -> int:
         # wrk counts a status above 399 as an error; this webhook answers 200 or an error.
         return self.wrk["requests"] - self.wrk["status"]
+
+
+def _stat_fields(pid: int) -> list[str]:
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    return raw[raw.rindex(")") + 2:].split()  # the fields after "(comm)", from state on
+
+
+def workers_of(master: int) -> list[int]:
+    """The gunicorn workers: processes whose parent is ``master``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                if int(_stat_fields(int(entry.name))[1]) == master:
+                    found.append(int(entry.name))
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the processes have used so far (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = _stat_fields(pid)
+            total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
 
 
 def wait_healthy(proc: subprocess.Popen, port: int, log: Path, deadline_s: float) -> None:
@@ -466,9 +530,12 @@ def measured_run(procs: Procs, name: str, app_spec: str, extra_args: list[str], 
                                "--idle", "--nonblocking", "-r", "100", "-f", "raw",
                                "-d", str(args.duration), "-o", str(profile_to)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        workers = workers_of(server.pid)
+        cpu_before = cpu_seconds(workers)
         wrk = procs.start(wrk_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             out, err = wrk.communicate(timeout=args.duration + 120)
+            worker_cpu = cpu_seconds(workers) - cpu_before
         finally:
             procs.stop(wrk, grace=5)
             if spy is not None:
@@ -480,7 +547,8 @@ def measured_run(procs: Procs, name: str, app_spec: str, extra_args: list[str], 
             raise RuntimeError(f"wrk failed ({wrk.returncode}):\n{out}\n{err}")
         match = re.search(r"^KABAR_WRK (\{.*\})$", out, re.M)
         result = RunResult(name, json.loads(match.group(1)),
-                           out[:match.start()].rstrip() + ("\n" + err if err.strip() else ""))
+                           out[:match.start()].rstrip() + ("\n" + err if err.strip() else ""),
+                           worker_cpu=worker_cpu, workers=len(workers))
     finally:
         # SIGTERM: the workers finish the requests they hold (those wrk left in flight) first.
         procs.stop(server)
@@ -610,6 +678,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="wrk --timeout in seconds; slower answers count as errors (10)")
     parser.add_argument("--rate", type=int, default=3000,
                         help="requests generated per second of --duration (default 3000)")
+    parser.add_argument("--wave", type=int, default=50,
+                        help="graduates per wrk thread answering the check-in together "
+                             "(default 50; see conversation_order)")
     parser.add_argument("--target", type=float, default=0.3,
                         help="minimum ratio Kabar/bare to PASS (default 0.3)")
     parser.add_argument("--keep", action="store_true",
@@ -667,7 +738,9 @@ def _run(args, procs: Procs, work: Path) -> int:
     total += (-total) % args.threads
     requests_file = work / "requests.tsv"
     url = settings.app.public_url.rstrip("/") + INBOUND_PATH
-    sids = write_requests(requests_file, per_thread, total, url)
+    # A graduate's next answer must not be sent while the previous one is still in flight.
+    wave = max(args.wave, 2 * args.connections // args.threads + 1)
+    sids = write_requests(requests_file, per_thread, total, url, wave)
     lua = work / "requests.lua"
     lua.write_text(WRK_SCRIPT, encoding="utf-8")
     print(f"setup {time.monotonic() - t0:.1f}s: schema by {schema}; {args.graduates} graduates "
@@ -713,6 +786,8 @@ def _run(args, procs: Procs, work: Path) -> int:
               f"requests {w['requests']}, non-2xx {run.non_2xx}, socket errors "
               f"{run.socket_errors} (connect {w['connect']}, read {w['read']}, "
               f"write {w['write']}, timeout {w['timeout']})")
+        print(f"{'':28s} workers' CPU {run.cpu_ms_per_request:.2f} ms per request; each "
+              f"worker was on a CPU {100 * run.worker_busy:.0f}% of the run")
         if w["exhausted_calls"]:
             print(f"{'':28s} request file exhausted: {w['exhausted_calls']} calls past its "
                   f"{w['loaded']} requests (raise --rate)")
@@ -724,7 +799,8 @@ def _run(args, procs: Procs, work: Path) -> int:
           f"({counts['inbound_distinct_sids']} distinct MessageSids); wrk completed "
           f"{project.ok_responses} responses with 200; gunicorn answered {server_ok} with 200 "
           f"and {server_other} otherwise ({in_flight} of them in flight when wrk stopped, "
-          f"their answers unread); {sum(project.wrk['sent_by_thread'])} requests issued")
+          f"their answers unread); wrk issued {sum(project.wrk['sent_by_thread'])} requests (the "
+          f"others were still queued, never answered, when the run ended)")
     print(f"conversations: {counts['reports_answered']} reports with a status, "
           f"{counts['reports_completed']} completed; {counts['outbound']} outbound rows "
           f"(prompts and replies) in the outbox")
@@ -744,7 +820,8 @@ def _run(args, procs: Procs, work: Path) -> int:
     if bare:
         ratio = project.rps / bare.rps
         print(f"ratio Kabar/bare: {ratio:.3f} ({project.rps:.1f} / {bare.rps:.1f} req/s), "
-              f"target >= {args.target}")
+              f"target >= {args.target}; by the workers' CPU per request: "
+              f"{bare.cpu_ms_per_request / max(project.cpu_ms_per_request, 1e-9):.3f}")
         if ratio < args.target:
             verdict_bits.append(f"ratio {ratio:.3f} < {args.target}")
     if errors:

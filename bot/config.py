@@ -262,9 +262,9 @@ def _validate(s: Settings) -> None:
     except ValueError as exc:
         raise ConfigError(f"{src}: scheduler.quiet_hours: {exc}") from None
     try:
-        from apscheduler.triggers.cron import CronTrigger
+        from bot.schedules import cron_trigger
 
-        CronTrigger.from_crontab(s.scheduler.default_checkin, timezone=s.app.timezone)
+        cron_trigger(s.scheduler.default_checkin, s.app.timezone)
     except ValueError as exc:
         raise ConfigError(f"{src}: scheduler.default_checkin is not a cron expression "
                           f"(minute hour day month weekday): {exc}") from None

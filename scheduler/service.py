@@ -32,10 +32,10 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import select
 
-from bot.checkins import cron_trigger
 from bot.config import Settings
 from bot.db import Database
 from bot.models import Cohort
+from bot.schedules import cron_trigger
 from scheduler import jobs
 
 log = logging.getLogger(__name__)

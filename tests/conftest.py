@@ -1,13 +1,15 @@
 """Shared fixtures: settings, a fresh real database per test, the Flask app and its client.
 
-The database is SQLite in a temporary folder, or PostgreSQL when ``KABAR_TEST_DATABASE_URL`` is
-set (for example ``postgresql+psycopg://postgres@127.0.0.1:5432/test``); there the schema is
-created once and every table is emptied before each test.
+The schema is built by the Alembic migrations, as ``kabar db upgrade`` builds it. Each test gets
+a copy of it in SQLite, or, when ``KABAR_TEST_DATABASE_URL`` is set (for example
+``postgresql+psycopg://postgres@127.0.0.1:5432/test``), the PostgreSQL schema migrated once per
+run with every table emptied before each test.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -16,6 +18,7 @@ from sqlalchemy import text
 from bot import create_app
 from bot.config import Settings, load_settings
 from bot.db import Database
+from bot.migrate import upgrade
 from bot.models import Base
 
 PG_URL = os.environ.get("KABAR_TEST_DATABASE_URL", "")
@@ -23,26 +26,41 @@ TEST_AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 TEST_ACCOUNT_SID = "AC" + "0" * 32
 
 
+def _reset_postgres(url: str) -> None:
+    """Drop everything Kabar and its job store created, then migrate from nothing."""
+    db = Database(url)
+    Base.metadata.drop_all(db.engine)
+    with db.engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version, apscheduler_jobs CASCADE"))
+    db.dispose()
+    upgrade(url)
+
+
 @pytest.fixture(scope="session")
-def _pg_schema() -> Iterator[None]:
+def _migrated_template(tmp_path_factory) -> str:
+    """The schema, built once per run by the Alembic migrations (as `kabar db upgrade` does)."""
     if PG_URL:
-        db = Database(PG_URL)
-        Base.metadata.drop_all(db.engine)
-        Base.metadata.create_all(db.engine)
-        db.dispose()
-    yield
+        _reset_postgres(PG_URL)
+        return PG_URL
+    path = tmp_path_factory.mktemp("schema") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return str(path)
 
 
 @pytest.fixture
-def database_url(tmp_path, _pg_schema) -> str:
+def database_url(tmp_path, _migrated_template) -> str:
+    """A migrated, empty database for one test."""
     if PG_URL:
         db = Database(PG_URL)
         with db.engine.begin() as conn:
             names = ", ".join(t.name for t in Base.metadata.sorted_tables)
             conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            conn.execute(text("DROP TABLE IF EXISTS apscheduler_jobs"))
         db.dispose()
         return PG_URL
-    return f"sqlite:///{tmp_path / 'kabar-test.db'}"
+    path = tmp_path / "kabar-test.db"
+    shutil.copyfile(_migrated_template, path)
+    return f"sqlite:///{path}"
 
 
 @pytest.fixture
@@ -62,8 +80,6 @@ def settings(database_url) -> Settings:
 @pytest.fixture
 def db(settings) -> Iterator[Database]:
     database = Database(settings.database.url)
-    if not PG_URL:
-        Base.metadata.create_all(database.engine)
     yield database
     database.dispose()
 

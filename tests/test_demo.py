@@ -21,10 +21,10 @@ from sqlalchemy import func, select
 from bot.cli import main
 from bot.db import Database
 from bot.demo import prepare_demo, seed_sample_data
+from bot.migrate import upgrade
 from bot.models import (
     EMPLOYMENT_STATUSES,
     REPORT_COMPLETED,
-    Base,
     CheckInRound,
     Cohort,
     Graduate,
@@ -51,12 +51,6 @@ def snapshot(session) -> list[tuple]:
                                      ProgressReport.raw_answers)
                               .join(Graduate).order_by(Graduate.phone)).all()
     return [tuple(r) for r in people] + [tuple(r) for r in answers]
-
-
-def has_migrations() -> bool:
-    from bot.migrate import head_revision
-
-    return head_revision() is not None
 
 
 def test_sample_data_is_shaped_like_the_seed_story(db, settings):
@@ -106,8 +100,9 @@ def test_sample_data_is_repeatable(db, settings, tmp_path):
         seeded(session, settings)
     with db.session() as session:
         first = snapshot(session)
-    other = Database(f"sqlite:///{tmp_path / 'again.db'}")
-    Base.metadata.create_all(other.engine)
+    other_url = f"sqlite:///{tmp_path / 'again.db'}"
+    upgrade(other_url)
+    other = Database(other_url)
     try:
         with other.session() as session:
             seeded(session, settings)
@@ -117,10 +112,7 @@ def test_sample_data_is_repeatable(db, settings, tmp_path):
         other.dispose()
 
 
-def test_prepare_demo_seeds_once_and_starts_a_round(tmp_path, monkeypatch):
-    if not has_migrations():  # until the first Alembic revision exists
-        monkeypatch.setattr("bot.migrate.upgrade",
-                            lambda url, revision="head": Database(url).create_all())
+def test_prepare_demo_seeds_once_and_starts_a_round(tmp_path):
     first = prepare_demo(tmp_path / "demo", fresh=False)
     assert first.seeded and first.fresh_round == "Menjahit 1: 19 prompts queued"
     with first.db.session() as session:
@@ -157,12 +149,7 @@ def _free_port() -> int:
 @pytest.mark.slow
 def test_demo_serves_the_simulator_and_stops_on_ctrl_c(tmp_path):
     port = _free_port()
-    patch = "" if has_migrations() else textwrap.dedent("""
-        import bot.migrate
-        from bot.db import Database
-        bot.migrate.upgrade = lambda url, revision="head": Database(url).create_all()
-    """)
-    script = patch + textwrap.dedent(f"""
+    script = textwrap.dedent(f"""
         import sys
         from bot.cli import main
         main(["demo", "--port", "{port}", "--data-dir", {str(tmp_path / 'demo')!r}])

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
 
 import pytest
 from click.testing import CliRunner
 from openpyxl import load_workbook
-from sqlalchemy import select, text
+from sqlalchemy import select
 
-from bot import migrate
 from bot.cli import main
 from bot.db import Database
 from bot.models import (
     REPORT_COMPLETED,
     AuditLog,
-    Base,
     CheckInRound,
     Graduate,
     Institution,
@@ -83,20 +80,8 @@ def test_staff_phone_belongs_to_one_user(db):
 
 @pytest.fixture
 def migrated_url(settings) -> str:
-    """The test database, created by the Alembic migrations as `kabar db upgrade` would."""
-    if not any((migrate.MIGRATIONS_DIR / "versions").glob("*.py")):
-        pytest.skip("no migration yet")
-    url = settings.database.url
-    if os.environ.get("KABAR_TEST_DATABASE_URL"):
-        # The shared PostgreSQL schema was made by create_all: rebuild it from the migrations.
-        database = Database(url)
-        if not migrate.is_current(database.engine):
-            Base.metadata.drop_all(database.engine)
-            with database.engine.begin() as conn:
-                conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
-        database.dispose()
-    migrate.upgrade(url)
-    return url
+    """The test database, already built by the Alembic migrations (see conftest)."""
+    return settings.database.url
 
 
 @pytest.fixture
