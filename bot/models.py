@@ -135,6 +135,25 @@ class Graduate(Base):
         return self.active and not self.opted_out
 
 
+# Consent events.
+CONSENT_OPT_OUT = "opt_out"  # the graduate sent BERHENTI/STOP
+CONSENT_OPT_IN = "opt_in"  # the graduate sent MULAI/START
+CONSENT_BLOCKED = "blocked"  # Twilio answered 21610: the number blocked the sender
+
+
+class ConsentEvent(Base):
+    """The consent history of a graduate: every opt-out and opt-in, with what caused it."""
+
+    __tablename__ = "consent_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    graduate_id: Mapped[int] = mapped_column(ForeignKey("graduates.id"), index=True)
+    event: Mapped[str] = mapped_column(String(16))
+    # The inbound message that asked for it, or the outbound one Twilio refused with 21610.
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    detail: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class CheckInRound(Base):
     """One scheduled (or manual) prompt to every active graduate of a cohort."""
 
@@ -316,6 +335,10 @@ class StaffUser(Base):
     institution_id: Mapped[int | None] = mapped_column(ForeignKey("institutions.id"))
     phone: Mapped[str | None] = mapped_column(String(20), unique=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # A WhatsApp command waiting for confirmation, e.g. {"action": "broadcast", ...} until YA.
+    pending_action: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    pending_since: Mapped[datetime | None]
+    last_inbound_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     institution: Mapped[Institution | None] = relationship()

@@ -33,7 +33,7 @@ def test_db_upgrade_command_creates_a_new_sqlite_database(tmp_path):
     database = Database(url)
     try:
         assert is_current(database.engine)
-        assert head_revision() == "0001"
+        assert head_revision() is not None
     finally:
         database.dispose()
 
