@@ -16,20 +16,25 @@ log = logging.getLogger("kabar")
 
 
 def create_app(settings: Settings | None = None, db: Database | None = None) -> Flask:
-    """Build the web app: Twilio webhooks, health check, and the simulator when enabled."""
+    """Build the web app: Twilio webhooks, staff console, health check, simulator if enabled."""
     settings = settings or load_settings()
     app = Flask(__name__)
     app.config["SECRET_KEY"] = settings.app.secret_key or _ephemeral_secret()
     app.extensions["kabar.settings"] = settings
     app.extensions["kabar.db"] = db or Database(settings.database.url)
 
-    from bot import webhook
+    from bot import staff, webhook
+    from bot.staff.auth import csrf
 
+    staff.init_app(app)
+    # Twilio signs its requests instead of carrying a CSRF token.
+    csrf.exempt(webhook.bp)
     app.register_blueprint(webhook.bp)
     if settings.transport.kind == "simulator":
         # The simulator skips signature checks, so it exists only with the simulator transport.
         from bot import simulator
 
+        csrf.exempt(simulator.bp)
         app.register_blueprint(simulator.bp)
 
     @app.get("/healthz")

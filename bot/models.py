@@ -271,6 +271,21 @@ class Message(Base):
     graduate: Mapped[Graduate | None] = relationship()
 
 
+class DeliveryEvent(Base):
+    """One status callback from Twilio, exactly as it came (``bot.delivery``).
+
+    Kept even when no message has the SID yet: the callback can arrive before the dispatcher has
+    stored the SID on the row, and ``bot.delivery.catch_up`` applies it once the SID is there.
+    """
+
+    __tablename__ = "delivery_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sid: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    error_code: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class JobOpening(Base):
     """A vacancy from an employer; graduates answer ``MINAT <code>``."""
 

@@ -1,0 +1,47 @@
+"""Console texts in Indonesian (default) and English, from ``text/id.toml`` and ``text/en.toml``.
+
+The language is the user's choice (``?lang=en`` stores it in the session), else ``app.language``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from functools import cache
+from pathlib import Path
+
+from flask import request, session
+
+TEXT_DIR = Path(__file__).parent / "text"
+LANGUAGES = ("id", "en")
+
+
+@cache
+def _texts(language: str) -> dict[str, str]:
+    data = tomllib.loads((TEXT_DIR / f"{language}.toml").read_text(encoding="utf-8"))
+    flat: dict[str, str] = {}
+
+    def walk(prefix: str, node: dict) -> None:
+        for key, value in node.items():
+            if isinstance(value, dict):
+                walk(f"{prefix}{key}.", value)
+            else:
+                flat[f"{prefix}{key}"] = str(value)
+
+    walk("", data)
+    return flat
+
+
+def current_language() -> str:
+    from bot import get_settings
+
+    chosen = request.args.get("lang")
+    if chosen in LANGUAGES:
+        session["lang"] = chosen
+    return session.get("lang") or get_settings().app.language
+
+
+def t(key: str, **values: object) -> str:
+    """The console text ``key`` in the current language (Indonesian when missing)."""
+    texts = _texts(current_language())
+    template = texts.get(key) or _texts("id").get(key) or key
+    return template.format(**values) if values else template

@@ -1,0 +1,37 @@
+"""The console's views; each page lives in its own module and registers on the blueprint."""
+
+from __future__ import annotations
+
+from flask import redirect, url_for
+from flask_login import login_required
+
+from bot.staff import bp
+
+
+NAV = [
+    ("staff.dashboard", "nav.dashboard", None),
+]
+
+
+@bp.app_context_processor
+def _nav():
+    """Navigation entries the current user may use (pages register themselves in NAV)."""
+    from flask_login import current_user
+
+    def nav_items():
+        if not current_user.is_authenticated:
+            return []
+        return [(endpoint, key) for endpoint, key, roles in NAV
+                if roles is None or current_user.role in roles]
+
+    return {"nav_items": nav_items}
+
+
+@bp.get("/")
+@login_required
+def home():
+    return redirect(url_for("staff.dashboard"))
+
+
+# Pages, one module each (imported for their routes).
+from bot.staff import dashboard  # noqa: E402, F401
