@@ -19,11 +19,20 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from sqlalchemy import select
+
 from bot.config import Settings
 from bot.db import Database
-from bot.models import utcnow
+from bot.models import Graduate, utcnow
 from bot.outbox import claim_due, mark_failed, mark_retry, mark_sent, recover_stale, release_claims
-from bot.transports import OutboundRequest, Transport, TransportError, build_transport, request_for
+from bot.transports import (
+    NoTemplate,
+    OutboundRequest,
+    Transport,
+    TransportError,
+    build_transport,
+    request_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +113,24 @@ class Dispatcher:
 
     def _claim(self, size: int) -> list[OutboundRequest]:
         with self.db.session() as session:
-            messages = claim_due(session, size, self.worker_id, self.clock())
+            now = self.clock()
+            messages = claim_due(session, size, self.worker_id, now)
+            # The graduates' windows decide template or body: load them in one query (the
+            # rows' ``graduate`` then comes from the session without another).
+            graduate_ids = {m.graduate_id for m in messages if m.graduate_id is not None}
+            if graduate_ids:
+                session.scalars(select(Graduate).where(Graduate.id.in_(graduate_ids))).all()
             # Built while the rows are at hand; the session is gone during the sends.
-            return [request_for(m, self.settings) for m in messages]
+            requests = []
+            for message in messages:
+                try:
+                    requests.append(request_for(message, self.settings, now=now))
+                except NoTemplate as exc:
+                    # Refused before sending: staff see what to configure on the row.
+                    log.warning("message %s to %s (%s) not sent: %s", message.id,
+                                message.phone, message.kind, exc)
+                    mark_failed(session, message.id, exc.code, exc.message)
+            return requests
 
     def _send_batch(self, requests: list[OutboundRequest],
                     stop_event: threading.Event | None) -> int:

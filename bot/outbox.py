@@ -18,6 +18,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from bot.delivery import catch_up
 from bot.models import (
     MSG_FAILED,
     MSG_PENDING,
@@ -155,7 +156,8 @@ def mark_sent(session: Session, message_id: int, sid: str, status: str, *,
     """Record that the provider accepted the message: its SID, its status and when.
 
     ``content_sid`` records which template went out when the row did not name one itself.
-    The caller commits.
+    Status callbacks that arrived before the SID was stored are applied now
+    (``bot.delivery.catch_up``). The caller commits.
     """
     message = _get(session, message_id)
     if message.status != MSG_SENDING:
@@ -170,6 +172,7 @@ def mark_sent(session: Session, message_id: int, sid: str, status: str, *,
     if content_sid and not message.content_sid:
         message.content_sid = content_sid
     session.flush()
+    catch_up(session, message)
     return message
 
 

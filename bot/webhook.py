@@ -1,4 +1,5 @@
-"""The Twilio webhooks: ``POST /twilio/inbound`` (incoming WhatsApp messages).
+"""The Twilio webhooks: ``POST /twilio/inbound`` (incoming WhatsApp messages) and
+``POST /twilio/status`` (delivery status callbacks, applied by ``bot.delivery``).
 
 Every request is checked against ``X-Twilio-Signature`` (when ``twilio.validate_signatures``),
 using ``app.public_url`` plus the path and query Twilio called, so the check also holds behind a
@@ -15,6 +16,10 @@ What each outcome returns:
 - an unexpected error after validation: the transaction is rolled back (store-or-rollback:
   nothing of the message is kept) and the answer is 500, so Twilio reports it and a retry (or
   the fallback URL) is safe: the MessageSid dedupe handles a redelivered message once.
+
+Status callbacks are checked the same way (403 when forged, 400 without ``MessageSid`` or
+``MessageStatus``); a status Kabar does not track is logged and answered 200; a repeated or late
+callback changes nothing (``bot.delivery.apply_status``).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from bot import get_db, get_settings
 from bot.conversations.router import Inbound, handle_inbound
+from bot.delivery import apply_status, normalize_status
 from bot.models import Message
 from bot.phones import PhoneError, normalize_phone
 
@@ -61,6 +67,55 @@ def inbound() -> Response:
                     request.remote_addr)
         return Response("invalid signature\n", status=403, mimetype="text/plain")
     return receive_form(request.form)
+
+
+@bp.post("/status")
+def status() -> Response:
+    """A delivery status callback from Twilio for a message Kabar sent."""
+    settings = get_settings()
+    if not _trusted(settings, "status callback"):
+        return Response("invalid signature\n", status=403, mimetype="text/plain")
+    form = request.form
+    sid = (form.get("MessageSid") or form.get("SmsSid") or "").strip()
+    reported = (form.get("MessageStatus") or form.get("SmsStatus") or "").strip()
+    error_code = (form.get("ErrorCode") or "").strip() or None
+    problem = None
+    if not sid:
+        problem = "no MessageSid"
+    elif len(sid) > 64:
+        problem = f"MessageSid is too long ({len(sid)} characters)"
+    elif not reported:
+        problem = f"no MessageStatus ({sid})"
+    elif len(reported) > 32:
+        problem = f"MessageStatus is too long ({sid})"
+    elif error_code is not None and len(error_code) > 16:
+        problem = f"ErrorCode is too long ({sid})"
+    if problem:
+        log.warning("status callback: bad request: %s", problem)
+        return Response(f"bad request: {problem}\n", status=400, mimetype="text/plain")
+    if normalize_status(reported) is None:
+        log.info("status callback: %s reported %r, a status Kabar does not track; ignored",
+                 sid, reported)
+        return Response("", status=200, mimetype="text/plain")
+    try:
+        with get_db().session() as session:
+            apply_status(session, sid, reported, error_code)
+    except Exception:
+        log.exception("status callback: %s %s could not be recorded; rolled back", sid,
+                      reported)
+        return Response("error\n", status=500, mimetype="text/plain")
+    return Response("", status=200, mimetype="text/plain")
+
+
+def _trusted(settings, what: str) -> bool:
+    """Signature check of the current request (when enabled), with a warning when it fails."""
+    if not settings.twilio.validate_signatures or signature_is_valid(
+            settings.twilio.auth_token, settings.app.public_url):
+        return True
+    log.warning("%s: refused a request with a %s X-Twilio-Signature from %s", what,
+                "wrong" if request.headers.get(SIGNATURE_HEADER) else "missing",
+                request.remote_addr)
+    return False
 
 
 def signature_is_valid(auth_token: str, public_url: str) -> bool:

@@ -1,4 +1,5 @@
-"""Console texts in Indonesian (default) and English, from ``text/id.toml`` and ``text/en.toml``.
+"""Console texts in Indonesian (default) and English: ``text/id/*.toml`` and ``text/en/*.toml``,
+one file per page, merged (a test checks both languages have the same keys).
 
 The language is the user's choice (``?lang=en`` stores it in the session), else ``app.language``.
 """
@@ -17,7 +18,6 @@ LANGUAGES = ("id", "en")
 
 @cache
 def _texts(language: str) -> dict[str, str]:
-    data = tomllib.loads((TEXT_DIR / f"{language}.toml").read_text(encoding="utf-8"))
     flat: dict[str, str] = {}
 
     def walk(prefix: str, node: dict) -> None:
@@ -27,7 +27,8 @@ def _texts(language: str) -> dict[str, str]:
             else:
                 flat[f"{prefix}{key}"] = str(value)
 
-    walk("", data)
+    for path in sorted((TEXT_DIR / language).glob("*.toml")):
+        walk("", tomllib.loads(path.read_text(encoding="utf-8")))
     return flat
 
 

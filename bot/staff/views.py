@@ -7,9 +7,17 @@ from flask_login import login_required
 
 from bot.staff import bp
 
-
+# (endpoint, text key, roles that see it or None for everyone signed in), in menu order.
 NAV = [
     ("staff.dashboard", "nav.dashboard", None),
+    ("staff.timeline_index", "nav.timeline", None),
+    ("staff.log", "nav.log", None),
+    ("staff.jobs", "nav.jobs", None),
+    ("staff.announcements", "nav.announcements", ("admin", "staff")),
+    ("staff.schedules", "nav.schedules", None),
+    ("staff.roster", "nav.roster", None),
+    ("staff.audit", "nav.audit", ("admin", "staff")),
+    ("staff.users", "nav.users", ("admin",)),
 ]
 
 
@@ -34,4 +42,15 @@ def home():
 
 
 # Pages, one module each (imported for their routes).
-from bot.staff import dashboard  # noqa: E402, F401
+from bot.staff import (  # noqa: E402, F401
+    announcements,
+    auditlog,
+    dashboard,
+    graduates,
+    jobs,
+    replylog,
+    roster,
+    schedules,
+    timeline,
+    users,
+)

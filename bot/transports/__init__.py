@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -20,6 +21,11 @@ if TYPE_CHECKING:
     from bot.models import Message
 
 STATUS_CALLBACK_PATH = "/twilio/status"
+# WhatsApp's customer service window: free-form messages only this long after the graduate's
+# last message; outside it only approved templates.
+SESSION_WINDOW = timedelta(hours=24)
+# error_code of a business-initiated message refused because its template is not configured.
+NO_TEMPLATE = "no_template"
 
 
 @dataclass
@@ -71,6 +77,22 @@ class Transport(Protocol):
         ...
 
 
+class NoTemplate(TransportError):
+    """A business-initiated message outside the 24-hour window with no template to carry it.
+
+    Raised by ``request_for`` before anything is sent; the dispatcher fails the row with
+    ``error_code`` ``no_template`` and this text, which names the key staff must configure.
+    """
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(
+            f"not sent: the graduate's 24-hour WhatsApp window is closed and no template is "
+            f"configured for {kind} messages; set twilio.templates.{kind} to the Content SID "
+            f"(HX...) of an approved template in the configuration file",
+            code=NO_TEMPLATE)
+        self.kind = kind
+
+
 def fake_sid() -> str:
     """A message SID shaped like Twilio's: ``SM`` and 32 hex digits."""
     return "SM" + uuid.uuid4().hex
@@ -80,14 +102,38 @@ def status_callback_url(settings: Settings) -> str:
     return settings.app.public_url.rstrip("/") + STATUS_CALLBACK_PATH
 
 
-def request_for(message: Message, settings: Settings) -> OutboundRequest:
-    """The request for an outbox row.
+def window_open(last_inbound_at: datetime | None, now: datetime) -> bool:
+    """Whether free-form text may go out: the graduate wrote less than 24 hours ago."""
+    return last_inbound_at is not None and now - last_inbound_at < SESSION_WINDOW
 
-    A row that names its own Content SID, or whose kind has one in ``twilio.templates``, goes out
-    as that template with the row's ``content_variables``; anything else as the row's body.
+
+def request_for(message: Message, settings: Settings,
+                now: datetime | None = None) -> OutboundRequest:
+    """The request for an outbox row, decided at send time (``now``): template or body.
+
+    This is the one place the choice is made, for every transport:
+
+    - a row that names its own Content SID goes out as that template;
+    - a business-initiated kind (``bot.outbox.BUSINESS_INITIATED``: checkin, reminder,
+      job_opening, announcement) goes out as free-form body while the graduate's 24-hour window
+      is open (``Graduate.last_inbound_at``), and otherwise as the template configured for its
+      kind (``twilio.templates``) with the row's ``content_variables``; with no template
+      configured it raises ``NoTemplate`` and nothing is sent;
+    - every other kind (replies, confirmations) answers a message inside the window: the body.
+
     The body is always carried along so the simulator and console can show the text.
     """
-    content_sid = message.content_sid or settings.twilio.templates.get(message.kind) or None
+    from bot.models import utcnow
+    from bot.outbox import BUSINESS_INITIATED
+
+    content_sid = message.content_sid or None
+    if content_sid is None and message.kind in BUSINESS_INITIATED:
+        graduate = message.graduate
+        last_inbound = graduate.last_inbound_at if graduate is not None else None
+        if not window_open(last_inbound, now or utcnow()):
+            content_sid = settings.twilio.templates.get(message.kind) or None
+            if content_sid is None:
+                raise NoTemplate(message.kind)
     return OutboundRequest(
         message_id=message.id,
         to=message.phone,
@@ -117,6 +163,9 @@ def build_transport(settings: Settings) -> Transport:
 
 
 __all__ = [
+    "NO_TEMPLATE",
+    "SESSION_WINDOW",
+    "NoTemplate",
     "OutboundRequest",
     "SendResult",
     "Transport",
@@ -125,4 +174,5 @@ __all__ = [
     "fake_sid",
     "request_for",
     "status_callback_url",
+    "window_open",
 ]

@@ -1,0 +1,15 @@
+"""nav.log page (being built)."""
+
+from __future__ import annotations
+
+from flask import render_template_string
+from flask_login import login_required
+
+from bot.staff import bp
+
+
+@bp.get("/log")
+@login_required
+def log():
+    return render_template_string('{% extends "staff/base.html" %}{% block content %}'
+                                  '<h1>{{ t("nav.log") }}</h1>{% endblock %}')

@@ -1,0 +1,15 @@
+"""nav.users page (being built)."""
+
+from __future__ import annotations
+
+from flask import render_template_string
+from flask_login import login_required
+
+from bot.staff import bp
+
+
+@bp.get("/users")
+@login_required
+def users():
+    return render_template_string('{% extends "staff/base.html" %}{% block content %}'
+                                  '<h1>{{ t("nav.users") }}</h1>{% endblock %}')
