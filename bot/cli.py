@@ -48,6 +48,9 @@ def main(click_ctx: click.Context, config_path: str | None, verbose: bool) -> No
     """Kabar: WhatsApp follow-up for job-training graduates."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not verbose:
+        # Alembic announces every plugin and step at INFO; the command prints its own result.
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     click_ctx.obj = Context(config_path)
 
 

@@ -83,6 +83,7 @@ def test_secrets_come_from_the_environment(tmp_path):
                            "whatsapp_from = 'whatsapp:+14155238886'\n")
     s = load_settings(path, environ={"TWILIO_ACCOUNT_SID": "AC123", "TWILIO_AUTH_TOKEN": "tok",
                                      "KABAR_SECRET_KEY": "k",
+                                     "KABAR_PUBLIC_URL": "https://kabar.example.go.id",
                                      "KABAR_DATABASE_URL": "sqlite:////tmp/x.db"})
     assert (s.twilio.account_sid, s.twilio.auth_token) == ("AC123", "tok")
     assert s.app.secret_key == "k" and s.database.url == "sqlite:////tmp/x.db"
@@ -111,3 +112,13 @@ def test_settings_are_immutable():
 ])
 def test_quiet_hours_parse(text, window):
     assert parse_quiet_hours(text) == window
+
+
+def test_twilio_transport_refuses_a_public_url_twilio_cannot_reach(tmp_path):
+    path = write(tmp_path, "[transport]\nkind = 'twilio'\n[app]\nsecret_key = 'k'\n"
+                           "[twilio]\naccount_sid = 'AC1'\nauth_token = 't'\n"
+                           "whatsapp_from = 'whatsapp:+14155238886'\n")
+    with pytest.raises(ConfigError, match="app.public_url .* Twilio cannot reach"):
+        load_settings(path, environ={})
+    good = load_settings(path, environ={"KABAR_PUBLIC_URL": "https://kabar.example.go.id"})
+    assert good.app.public_url == "https://kabar.example.go.id"

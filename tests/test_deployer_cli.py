@@ -40,6 +40,7 @@ api_base_url = "{twilio_fake.url}"
 
 [twilio.templates]
 checkin = "HX{'1' * 32}"
+job_opening = "HX{'2' * 32}"
 
 [scheduler]
 quiet_hours = ""
@@ -76,8 +77,11 @@ def test_roster_checkin_and_job_reach_twilio_with_only_the_config_file(kabar, tw
     assert "2 graduates will receive this job opening" in out
     code = out.split("replies: MINAT ")[1].split()[0]
     assert "sent 2 messages" in kabar("dispatch", "--once")
-    jobs = [m for m in twilio_fake.accepted if "Operator jahit" in (m["body"] or "")]
-    assert len(jobs) == 2 and all(f"MINAT {code}" in m["body"] for m in jobs)
+    # Outside the 24-hour window the job goes out as the approved template, code included.
+    jobs = [m for m in twilio_fake.accepted if m["content_sid"] == "HX" + "2" * 32]
+    assert len(jobs) == 2
+    assert all(m["content_variables"]["1"] == "Operator jahit"
+               and m["content_variables"]["5"] == code for m in jobs)
     assert "sent 0 messages" in kabar("dispatch", "--once")
 
 
