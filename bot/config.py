@@ -76,6 +76,7 @@ class DispatchSettings:
     max_attempts: int = 5
     batch_size: int = 50
     poll_interval_seconds: float = 0.5
+    claim_lease_seconds: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -255,6 +256,12 @@ def _validate(s: Settings) -> None:
         if not s.app.secret_key:
             raise ConfigError(f"{src}: app.secret_key (or KABAR_SECRET_KEY) must be set "
                               "when transport.kind is twilio")
+        host = re.sub(r"^https?://", "", s.app.public_url).split("/")[0].split(":")[0]
+        if host in ("127.0.0.1", "localhost", "0.0.0.0", "::1", "[::1]"):
+            raise ConfigError(f"{src}: app.public_url is {s.app.public_url!r}, which Twilio "
+                              "cannot reach; set it to the public https address configured "
+                              "as the webhook in the Twilio console (signatures are checked "
+                              "against it)")
     if not re.match(r"^https?://", s.twilio.api_base_url):
         raise ConfigError(f"{src}: twilio.api_base_url must be an http(s) URL")
     try:
@@ -272,3 +279,5 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"{src}: dispatch.rate_per_second must be above 0")
     if s.dispatch.max_attempts < 1:
         raise ConfigError(f"{src}: dispatch.max_attempts must be at least 1")
+    if s.dispatch.claim_lease_seconds <= 0:
+        raise ConfigError(f"{src}: dispatch.claim_lease_seconds must be above 0")

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from bot import catalog
 from bot.broadcasts import CODE_ALPHABET
-from bot.config import Settings
+from bot.config import TEMPLATE_KINDS, Settings
 from bot.db import Database
 from bot.models import (
     INBOUND,
@@ -62,6 +62,11 @@ INSTITUTIONS = {
 GRADUATES_PER_COHORT = 20
 FINISHED_ROUND_COHORTS = ("Menjahit 1", "Bordir 1")
 FRESH_ROUND_COHORT = "Menjahit 1"
+# Stand-ins for approved templates: outside a graduate's 24-hour window business-initiated
+# messages go out only as templates (bot.transports.request_for), in the demo too; the
+# simulator shows the text they carry.
+DEMO_TEMPLATES = {kind: f"HXdemo_{kind}"
+                  for kind in TEMPLATE_KINDS}
 
 FIRST_NAMES = (
     "Siti", "Dewi", "Nur", "Sri", "Rina", "Ayu", "Fitri", "Wulan", "Eka", "Putri", "Indah",
@@ -288,11 +293,13 @@ class DemoSetup:
 
 
 def demo_settings(data_dir: Path, host: str, port: int) -> Settings:
-    """Built-in defaults with the demo's database, the simulator and no quiet hours."""
+    """Built-in defaults with the demo's database, the simulator, stand-in templates and no
+    quiet hours."""
     return Settings().with_overrides(
         app={"secret_key": secrets.token_hex(32), "public_url": f"http://{_url_host(host)}:{port}"},
         database={"url": f"sqlite:///{(data_dir / DB_FILENAME).resolve()}"},
         transport={"kind": "simulator"},
+        twilio={"templates": DEMO_TEMPLATES},
         scheduler={"quiet_hours": ""},
     )
 

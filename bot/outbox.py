@@ -94,10 +94,21 @@ def enqueue(
 #
 # A dispatcher claims due rows (PENDING → SENDING, committed before any request), sends each and
 # records the outcome in its own short transaction: mark_sent, mark_retry or mark_failed.
+#
+# A row whose outcome is unknown is never simply sent again: the provider may have it. That is
+# a row left SENDING past its lease (the dispatcher died between the request and recording the
+# answer), or one whose request may have reached the provider without an answer coming back
+# (``mark_unknown``: SENDING, no dispatcher, ``claimed_at`` kept as the time of that attempt).
+# A dispatcher claims such rows with ``claim_unsettled`` and asks the provider
+# (``Transport.find_sent``) for a message to that recipient since ``claimed_at``: found, the row
+# is marked sent with that SID (``mark_sent``); not found, it goes back to the outbox as a retry
+# (``mark_not_sent``); the provider cannot be asked, it waits and is asked again
+# (``defer_unsettled``).
 
-# How long a row may stay SENDING before it is considered abandoned by a crashed dispatcher.
-# Far longer than one request can take (the Twilio transport times out after 10 s).
-SENDING_LEASE = timedelta(minutes=5)
+# Default of ``dispatch.claim_lease_seconds``: how long a row may stay SENDING before it is
+# considered abandoned by a crashed dispatcher and checked against the provider. Longer than a
+# claimed batch plus one request can take (the Twilio transport times out after 10 s).
+SENDING_LEASE = timedelta(seconds=120)
 # Retry backoff: 2 s, 4 s, 8 s ... capped at 10 minutes, with jitter (see backoff_delay).
 BACKOFF_BASE_SECONDS = 2.0
 BACKOFF_FACTOR = 2.0
@@ -244,41 +255,119 @@ def release_claims(session: Session, message_ids: list[int]) -> int:
     return released
 
 
-def recover_stale(session: Session, now: datetime, *,
-                  max_attempts: int = DEFAULT_MAX_ATTEMPTS,
-                  lease: timedelta = SENDING_LEASE) -> list[int]:
-    """Return rows stuck in SENDING for longer than ``lease`` to the outbox; list their ids.
+def mark_unknown(session: Session, message_id: int, error: TransportError | Exception,
+                 now: datetime, *, rand: Callable[[], float] = random.random) -> Message:
+    """Record a send whose outcome is unknown: the request may have reached the provider.
 
-    A row stays SENDING past its lease only when the dispatcher that claimed it died (or lost
-    the database) between claiming it and recording the outcome. Whether Twilio got that request
-    is unknown, so putting the row back risks one duplicate message; keeping it risks losing it.
-    What this does now: a row with fewer than ``max_attempts`` tries is made PENDING and due at
-    ``now`` (the next claim counts another attempt), with a warning naming it; a row that has
-    used all its tries is left SENDING, also with a warning, for a person or a reconciliation
-    against Twilio's message list to decide. It does not ask Twilio anything. The caller commits.
+    The row stays SENDING but no dispatcher holds it (``claimed_by`` empty), ``claimed_at``
+    stays the time of the attempt, and ``next_attempt_at`` is set after the usual backoff: from
+    then on ``claim_unsettled`` hands it to a dispatcher that asks the provider before anything
+    is sent again. The error is kept on the row. No attempt limit applies here: the message may
+    be out already. The caller commits.
     """
-    stale = list(session.scalars(
-        select(Message)
-        .where(Message.status == MSG_SENDING, Message.claimed_at < now - lease)
-        .order_by(Message.id)))
-    recovered = []
-    for message in stale:
-        if message.attempts < max_attempts:
-            log.warning("outbox: message %s was left sending by %s since %s; back to pending "
-                        "(attempt %d of %d; it may already have reached Twilio)",
-                        message.id, message.claimed_by, message.claimed_at,
-                        message.attempts, max_attempts)
-            message.status = MSG_PENDING
-            message.next_attempt_at = now
-            message.claimed_at = None
-            message.claimed_by = None
-            recovered.append(message.id)
-        else:
-            log.warning("outbox: message %s was left sending by %s since %s after its last "
-                        "attempt (%d); left as is, check it against Twilio",
-                        message.id, message.claimed_by, message.claimed_at, message.attempts)
+    message = _get(session, message_id)
+    if message.status != MSG_SENDING:
+        log.warning("outbox: message %s was %s, not sending, when its outcome became unknown",
+                    message_id, message.status)
+        return message
+    code, reason = _error_parts(error)
+    message.next_attempt_at = now + backoff_delay(message.attempts, rand)
+    message.error_code = code
+    message.error_message = reason
+    message.claimed_by = None
     session.flush()
-    return recovered
+    return message
+
+
+def claim_unsettled(session: Session, limit: int, worker_id: str, now: datetime, *,
+                    lease: timedelta = SENDING_LEASE) -> list[Message]:
+    """Claim up to ``limit`` rows whose outcome is unknown, to ask the provider; commit.
+
+    Those are SENDING rows due (``next_attempt_at`` passed) that no dispatcher holds: marked
+    unknown (``mark_unknown``), or claimed more than ``lease`` ago by a dispatcher that never
+    recorded an outcome. The claim sets ``claimed_by`` and holds the row for another ``lease``
+    (through ``next_attempt_at``) while ``claimed_at`` keeps the time of the attempt in doubt,
+    which is where the provider is searched from; a dispatcher that dies while asking leaves
+    the row to be claimed again after that. PostgreSQL skips rows another claim holds
+    (``FOR UPDATE SKIP LOCKED``); SQLite serialises writers.
+    """
+    stmt = (select(Message)
+            .where(Message.status == MSG_SENDING,
+                   or_(Message.next_attempt_at.is_(None), Message.next_attempt_at <= now),
+                   or_(Message.claimed_by.is_(None), Message.claimed_at.is_(None),
+                       Message.claimed_at < now - lease))
+            .order_by(Message.id)
+            .limit(limit))
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    rows = list(session.scalars(stmt))
+    for message in rows:
+        if message.claimed_by is not None:
+            log.warning("outbox: message %s was left sending by %s since %s; checking with "
+                        "the provider before sending it again", message.id, message.claimed_by,
+                        message.claimed_at)
+        if message.claimed_at is None:
+            message.claimed_at = message.created_at
+        message.claimed_by = worker_id
+        message.next_attempt_at = now + lease
+    session.commit()
+    return rows
+
+
+def recorded_sids(session: Session, phone: str, *, except_id: int | None = None) -> set[str]:
+    """Provider SIDs already stored on outbound rows to ``phone`` (other than ``except_id``)."""
+    stmt = select(Message.twilio_sid).where(Message.direction == OUTBOUND,
+                                            Message.phone == phone,
+                                            Message.twilio_sid.is_not(None))
+    if except_id is not None:
+        stmt = stmt.where(Message.id != except_id)
+    return set(session.scalars(stmt))
+
+
+def mark_not_sent(session: Session, message_id: int, now: datetime, *,
+                  max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> Message:
+    """The provider has no record of an unsettled row: back to the outbox, due now, as a retry.
+
+    Its next claim counts another attempt; once it has had ``max_attempts`` it fails instead,
+    keeping the last error. The caller commits.
+    """
+    message = _get(session, message_id)
+    if message.status != MSG_SENDING:
+        log.warning("outbox: message %s was %s, not sending, when it was found unsent",
+                    message_id, message.status)
+        return message
+    reason = message.error_message or "no answer recorded"
+    if message.attempts >= max_attempts:
+        return mark_failed(session, message_id, message.error_code,
+                           f"gave up after {message.attempts} attempts: {reason}")
+    log.info("outbox: message %s is not at the provider; back in the outbox (attempt %d of %d "
+             "done)", message_id, message.attempts, max_attempts)
+    message.status = MSG_PENDING
+    message.next_attempt_at = now
+    message.claimed_at = None
+    message.claimed_by = None
+    session.flush()
+    return message
+
+
+def defer_unsettled(session: Session, message_id: int, now: datetime, *,
+                    delay: timedelta | None = None,
+                    rand: Callable[[], float] = random.random) -> Message:
+    """An unsettled row stays unsettled: ask the provider again after ``delay``.
+
+    For when the provider could not be asked (by default the usual backoff) or a dispatcher
+    stops before asking (``delay`` 0). The row stays SENDING with its ``claimed_at``, free for
+    any dispatcher once due. The caller commits.
+    """
+    message = _get(session, message_id)
+    if message.status != MSG_SENDING:
+        return message
+    if delay is None:
+        delay = backoff_delay(message.attempts, rand)
+    message.next_attempt_at = now + delay
+    message.claimed_by = None
+    session.flush()
+    return message
 
 
 def _get(session: Session, message_id: int) -> Message:

@@ -50,6 +50,7 @@ bp = Blueprint("twilio", __name__, url_prefix="/twilio")
 
 EMPTY_TWIML = str(MessagingResponse())
 MAX_MEDIA = 10  # WhatsApp delivers at most one, MMS up to ten
+LOCATION_TYPE = "location"  # media_type of a shared location; media_url is "geo:lat,lon"
 
 
 class BadInbound(ValueError):
@@ -175,9 +176,33 @@ def parse_form(form: Mapping[str, str]) -> Inbound:
         raise BadInbound(f"NumMedia is not a number ({sid})") from None
     media = [(form.get(f"MediaUrl{i}", ""), form.get(f"MediaContentType{i}", ""))
              for i in range(count) if form.get(f"MediaUrl{i}")]
+    location = _location(form, sid)
+    if location is not None and not media:
+        media = [(location, LOCATION_TYPE)]
     return Inbound(phone=phone, body=form.get("Body") or "", message_sid=sid, media=media,
                    profile_name=form.get("ProfileName") or None,
-                   button_payload=form.get("ButtonPayload") or None)
+                   button_payload=(form.get("ButtonPayload") or "").strip() or None,
+                   button_text=(form.get("ButtonText") or "").strip() or None)
+
+
+def _location(form: Mapping[str, str], sid: str) -> str | None:
+    """A shared location (``Latitude``/``Longitude``, no media) as ``geo:lat,lon``, or None.
+
+    Coordinates that are not numbers on the globe are logged and ignored: the message itself
+    is still handled (an empty one is asked to be typed).
+    """
+    lat, lon = (form.get("Latitude") or "").strip(), (form.get("Longitude") or "").strip()
+    if not (lat or lon):
+        return None
+    try:
+        if abs(float(lat)) <= 90 and abs(float(lon)) <= 180:
+            log.info("inbound webhook: %s shares a location (%s)", sid,
+                     form.get("Label") or form.get("Address") or "no name")
+            return f"geo:{lat},{lon}"
+    except ValueError:
+        pass
+    log.warning("inbound webhook: %s has a location that is not one: %r, %r", sid, lat, lon)
+    return None
 
 
 def _already_stored(sid: str) -> bool:

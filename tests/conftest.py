@@ -24,6 +24,10 @@ from bot.models import Base
 PG_URL = os.environ.get("KABAR_TEST_DATABASE_URL", "")
 TEST_AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 TEST_ACCOUNT_SID = "AC" + "0" * 32
+# An approved template per business-initiated kind, as a deployment configures them: outside a
+# graduate's 24-hour window these kinds go out only as templates (bot.transports.request_for).
+TEST_TEMPLATES = {"checkin": "HX" + "c" * 32, "reminder": "HX" + "e" * 32,
+                  "job_opening": "HX" + "b" * 32, "announcement": "HX" + "a" * 32}
 
 
 def _reset_postgres(url: str) -> None:
@@ -65,13 +69,14 @@ def database_url(tmp_path, _migrated_template) -> str:
 
 @pytest.fixture
 def settings(database_url) -> Settings:
-    """Simulator transport, signatures on, quiet hours off (tests choose their own clock)."""
+    """Simulator transport, signatures on, quiet hours off (tests choose their own clock),
+    a template for every business-initiated kind (``TEST_TEMPLATES``)."""
     return load_settings(environ={}).with_overrides(
         app={"secret_key": "test-secret", "public_url": "http://kabar.test"},
         database={"url": database_url},
         transport={"kind": "simulator"},
         twilio={"account_sid": TEST_ACCOUNT_SID, "auth_token": TEST_AUTH_TOKEN,
-                "whatsapp_from": "whatsapp:+14155238886"},
+                "whatsapp_from": "whatsapp:+14155238886", "templates": TEST_TEMPLATES},
         scheduler={"quiet_hours": ""},
         dispatch={"rate_per_second": 1000.0, "poll_interval_seconds": 0.05},
     )

@@ -26,8 +26,9 @@ from bot.models import (
     Message,
     utcnow,
 )
-from bot.outbox import SENDING_LEASE, backoff_delay, enqueue, recover_stale
+from bot.outbox import SENDING_LEASE, backoff_delay, enqueue
 from bot.transports import OutboundRequest, SendResult, fake_sid
+from bot.transports.twilio import TwilioTransport
 from tests.factories import make_cohort, make_graduates
 
 CHECKIN_TEMPLATE = "HX" + "c" * 32
@@ -227,20 +228,162 @@ def test_message_fails_when_attempts_are_used_up(twilio_settings, db, twilio_fak
     assert len(twilio_fake.requests) == 3
 
 
-def test_dropped_connection_is_retried(twilio_settings, db, twilio_fake):
+def test_connection_lost_before_twilio_accepted_is_looked_up_then_sent_again(twilio_settings,
+                                                                             db, twilio_fake):
     [message_id] = _outbox(db, 1)
-    twilio_fake.drop_connection_next(1)
+    twilio_fake.drop_connection_next(1)  # closed before accepting: the sender cannot tell
     clock = FakeClock()
     dispatcher = _dispatcher(twilio_settings, db, clock)
 
     assert dispatcher.run_once() == 0
     waiting = _row(db, message_id)
-    assert (waiting.status, waiting.error_code) == (MSG_PENDING, None)
+    assert (waiting.status, waiting.claimed_by, waiting.error_code) == (MSG_SENDING, None, None)
     assert "no answer from Twilio" in waiting.error_message
+    assert waiting.next_attempt_at > clock.now()  # looked up after the usual backoff
+    assert dispatcher.run_once() == 0  # not due yet: nothing asked, nothing sent
+    assert [r["method"] for r in twilio_fake.requests] == ["POST"]
 
-    assert _drain(dispatcher, db, clock) == 1
+    clock.advance(2)
+    assert dispatcher.run_once() == 1
+
+    assert [r["method"] for r in twilio_fake.requests] == ["POST", "GET", "POST"]
+    [accepted] = twilio_fake.accepted
+    row = _row(db, message_id)
+    assert (row.status, row.attempts, row.twilio_sid) == (MSG_QUEUED, 2, accepted["sid"])
+
+
+def test_answer_lost_after_twilio_accepted_is_found_and_not_sent_again(twilio_settings, db,
+                                                                       twilio_fake):
+    ids = _outbox(db, 3)
+    twilio_fake.drop_connection_next(1, after_accept=True)  # the first message's answer is lost
+    clock = FakeClock()
+    dispatcher = _dispatcher(twilio_settings, db, clock)
+
+    assert dispatcher.run_once() == 2
+    assert _row(db, ids[0]).status == MSG_SENDING
+    clock.advance(2)
+    assert dispatcher.run_once() == 1  # found at Twilio: counted as taken, not sent again
+
+    assert [r["method"] for r in twilio_fake.requests] == ["POST", "POST", "POST", "GET"]
+    assert Counter(m["to"] for m in twilio_fake.accepted) == Counter(
+        {f"whatsapp:+{6281200000001 + i}": 1 for i in range(3)})
+    lost = _row(db, ids[0])
+    assert (lost.status, lost.attempts, lost.twilio_sid) == (
+        MSG_QUEUED, 1, twilio_fake.accepted[0]["sid"])
+    assert lost.sent_at is not None
+
+
+def test_unsettled_message_waits_while_twilio_cannot_be_asked(twilio_settings, db, twilio_fake):
+    [message_id] = _outbox(db, 1)
+    twilio_fake.drop_connection_next(1, after_accept=True)
+    clock = FakeClock()
+    dispatcher = _dispatcher(twilio_settings, db, clock)
+    assert dispatcher.run_once() == 0
+    twilio_fake.stop()  # Twilio unreachable: the message list cannot be read
+    clock.advance(2)
+
+    assert dispatcher.run_once() == 0
+
+    row = _row(db, message_id)
+    assert (row.status, row.claimed_by, row.twilio_sid) == (MSG_SENDING, None, None)
+    assert row.next_attempt_at > clock.now()  # asked again later, never sent blindly
+    assert row.attempts == 1
     assert len(twilio_fake.accepted) == 1
-    assert _row(db, message_id).attempts == 2
+
+
+def test_refused_connection_is_retried_without_looking_up(twilio_settings, db, twilio_fake):
+    [message_id] = _outbox(db, 1)
+    twilio_fake.stop()  # nothing listens: the request never reached Twilio
+
+    assert Dispatcher(twilio_settings, db).run_once() == 0
+
+    row = _row(db, message_id)
+    assert (row.status, row.attempts, row.claimed_by) == (MSG_PENDING, 1, None)
+    assert "no answer from Twilio" in row.error_message
+
+
+def _leave_sending(db: Database, message_id: int, claimed_at: datetime, attempts: int = 1,
+                   worker: str = "crashed-worker") -> None:
+    with db.session() as session:
+        row = session.get(Message, message_id)
+        row.status, row.attempts, row.claimed_at, row.claimed_by = (
+            MSG_SENDING, attempts, claimed_at, worker)
+
+
+def test_abandoned_rows_are_checked_against_twilio_before_sending_again(twilio_settings, db,
+                                                                        twilio_fake):
+    """A dispatcher died mid-batch: one request had reached Twilio, one had not; one row has
+    used its last attempt; one belongs to a live dispatcher still within its lease."""
+    reached, never_sent, last_try, live = _outbox(db, 4)
+    now = utcnow()
+    stale = now - SENDING_LEASE - timedelta(seconds=5)
+    for message_id, attempts in ((reached, 1), (never_sent, 1), (last_try, 5)):
+        _leave_sending(db, message_id, stale, attempts=attempts)
+    _leave_sending(db, live, now, worker="live-worker")
+    # The crashed dispatcher's request that Twilio took (its answer was never recorded).
+    crashed = TwilioTransport(twilio_settings).send(OutboundRequest(
+        message_id=reached, to="+6281200000001", body="Halo Lulusan Menjahit 1 1"))
+
+    assert Dispatcher(twilio_settings, db).run_once() == 2  # one found, one sent again
+
+    assert Counter(m["to"] for m in twilio_fake.accepted) == Counter(
+        {"whatsapp:+6281200000001": 1, "whatsapp:+6281200000002": 1})
+    found = _row(db, reached)
+    assert (found.status, found.twilio_sid, found.attempts) == (MSG_QUEUED, crashed.sid, 1)
+    resent = _row(db, never_sent)
+    assert (resent.status, resent.attempts) == (MSG_QUEUED, 2)
+    assert resent.twilio_sid == twilio_fake.accepted_to("+6281200000002")[0]["sid"]
+    gave_up = _row(db, last_try)
+    assert (gave_up.status, gave_up.twilio_sid) == (MSG_FAILED, None)
+    assert gave_up.error_message.startswith("gave up after 5 attempts")
+    assert (_row(db, live).status, _row(db, live).claimed_by) == (MSG_SENDING, "live-worker")
+
+
+def test_lookup_ignores_sids_of_other_rows_and_other_texts(twilio_settings, db, twilio_fake):
+    with db.session() as session:
+        cohort = make_cohort(session)
+        [grad] = make_graduates(session, cohort, 1)
+        first = enqueue(session, graduate=grad, kind="reply", body="Terima kasih")
+        second = enqueue(session, graduate=grad, kind="reply", body="Terima kasih")
+        other = enqueue(session, graduate=grad, kind="reply", body="Menu")
+    transport = TwilioTransport(twilio_settings)
+    sent_first = transport.send(OutboundRequest(first.id, grad.phone, "Terima kasih"))
+    sent_other = transport.send(OutboundRequest(other.id, grad.phone, "Menu"))
+    with db.session() as session:
+        for message_id, sid in ((first.id, sent_first.sid), (other.id, sent_other.sid)):
+            row = session.get(Message, message_id)
+            row.status, row.twilio_sid = MSG_QUEUED, sid
+    _leave_sending(db, second.id, utcnow() - SENDING_LEASE * 2)
+
+    assert Dispatcher(twilio_settings, db).run_once() == 1
+
+    # The same text's SID belongs to the first row and "Menu" is another text: sent again.
+    row = _row(db, second.id)
+    assert (row.status, row.attempts) == (MSG_QUEUED, 2)
+    assert len(twilio_fake.accepted_to(grad.phone)) == 3
+    assert row.twilio_sid not in {sent_first.sid, sent_other.sid}
+
+
+def test_transport_without_a_record_sends_an_abandoned_row_again(settings, db):
+    [message_id] = _outbox(db, 1)
+    _leave_sending(db, message_id, utcnow() - SENDING_LEASE * 2)
+    transport = RecordingTransport()
+
+    assert Dispatcher(settings, db, transport=transport).run_once() == 1
+
+    assert len(transport.sent) == 1
+    assert (_row(db, message_id).status, _row(db, message_id).attempts) == ("sent", 2)
+
+
+def test_claim_lease_comes_from_the_configuration_and_bounds_the_batch(settings, db):
+    settings = settings.with_overrides(dispatch={"claim_lease_seconds": 2,
+                                                 "rate_per_second": 20})
+    dispatcher = Dispatcher(settings, db)
+
+    assert dispatcher.lease == timedelta(seconds=2)
+    assert dispatcher.batch_size == 10  # a quarter of the lease at 20 a second
+    assert Dispatcher(settings.with_overrides(dispatch={"claim_lease_seconds": 120}),
+                      db).batch_size == 50
 
 
 def test_two_dispatchers_share_50_messages_and_send_each_exactly_once(twilio_settings, db,
@@ -287,6 +430,7 @@ def test_opted_out_graduates_are_never_sent_to(twilio_settings, db, twilio_fake)
         cohort = make_cohort(session)
         early, late, active = make_graduates(session, cohort, 3)
         early.opted_out = True
+        active.last_inbound_at = utcnow()  # inside the 24-hour window: the text, no template
         session.flush()
         before = enqueue(session, graduate=early, kind="announcement", body="Info")
         confirm = enqueue(session, graduate=early, kind="optout_confirm", body="Anda berhenti")
@@ -436,23 +580,3 @@ def test_backoff_grows_from_2_seconds_to_a_10_minute_cap_with_jitter():
     assert backoff_delay(3, rand=lambda: 1.0) == timedelta(seconds=8)
     assert backoff_delay(30, rand=lambda: 1.0) == timedelta(minutes=10)
     assert backoff_delay(30, rand=lambda: 0.0) == timedelta(minutes=5)
-
-
-def test_stale_sending_rows_go_back_to_pending_only_while_attempts_remain(settings, db):
-    ids = _outbox(db, 3)
-    now = utcnow()
-    with db.session() as session:
-        for message_id, attempts, claimed in zip(
-                ids, [1, 5, 1], [now - SENDING_LEASE * 2, now - SENDING_LEASE * 2, now],
-                strict=True):
-            row = session.get(Message, message_id)
-            row.status, row.attempts, row.claimed_at, row.claimed_by = (
-                MSG_SENDING, attempts, claimed, "crashed-worker")
-
-    with db.session() as session:
-        recovered = recover_stale(session, now, max_attempts=5)
-
-    assert recovered == [ids[0]]
-    assert (_row(db, ids[0]).status, _row(db, ids[0]).claimed_by) == (MSG_PENDING, None)
-    assert _row(db, ids[1]).status == MSG_SENDING  # out of attempts: left for a person
-    assert _row(db, ids[2]).status == MSG_SENDING  # still within its lease

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from sqlalchemy import func, or_, select
 
+from bot import consent
 from bot.broadcasts import deadline_text
 from bot.conversations import checkin
 from bot.conversations.turn import Turn
@@ -98,8 +99,7 @@ def start_checkin(turn: Turn, argument: str | None) -> None:
 def opt_out(turn: Turn, argument: str | None) -> None:
     """Opts the graduate out of every message but this confirmation; ends any open check-in."""
     graduate = turn.graduate
-    graduate.opted_out = True
-    graduate.opted_out_at = turn.now
+    consent.opt_out(turn.session, graduate, message_id=_inbound_id(turn), now=turn.now)
     checkin.close_open_checkin(turn)
     turn.end_conversation()
     log.info("graduate %s opted out", graduate.id)
@@ -109,10 +109,13 @@ def opt_out(turn: Turn, argument: str | None) -> None:
 def opt_in(turn: Turn, argument: str | None) -> None:
     """Opts the graduate back in."""
     graduate = turn.graduate
-    graduate.opted_out = False
-    graduate.opted_out_at = None
+    consent.opt_in(turn.session, graduate, message_id=_inbound_id(turn), now=turn.now)
     log.info("graduate %s opted back in", graduate.id)
     turn.say("optin_confirm")
+
+
+def _inbound_id(turn: Turn) -> int | None:
+    return turn.inbound.id if turn.inbound is not None else None
 
 
 def already_joined(turn: Turn, argument: str | None) -> None:

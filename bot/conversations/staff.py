@@ -65,11 +65,12 @@ def is_staff_message(staff: StaffUser, body: str, is_graduate: bool) -> bool:
     """Whether this message is for the staff commands rather than the graduate conversation.
 
     A number that is only a staff user's: always. One that is also a graduate's: SIARAN and
-    REKAP, and YA/BATAL while a broadcast waits for confirmation.
+    REKAP, and YA/BATAL while a broadcast waits for confirmation. ``GABUNG <kode>`` from a staff
+    user's number joins a cohort like from any unknown number.
     """
-    if not is_graduate:
-        return True
     keyword = parse_keyword(body)
+    if not is_graduate:
+        return keyword is None or keyword.name != "join"  # GABUNG: joins as a graduate
     if keyword is not None and keyword.name in ("broadcast", "summary"):
         return True
     return staff.pending_action is not None and _confirmation(body) is not None
@@ -299,28 +300,25 @@ def _strip_edges(value: str) -> str:
     return " ".join(value.split()).strip(_EDGE_PUNCTUATION + " ")
 
 
-def _in_reach(session: Session, staff: StaffUser) -> list[Cohort]:
-    """Every cohort this staff user may address: a viewer sees their own institution only."""
+def _in_reach(session: Session, staff: StaffUser | None) -> list[Cohort]:
+    """Every cohort ``staff`` may address (a viewer: their own institution's; None: all)."""
     stmt = select(Cohort).join(Institution).order_by(Institution.name, Cohort.name)
-    if staff.role not in BROADCAST_ROLES:
+    if staff is not None and staff.role not in BROADCAST_ROLES:
         stmt = stmt.where(Cohort.institution_id == staff.institution_id)
     return list(session.scalars(stmt))
 
 
 def _match(session: Session, staff: StaffUser | None, name: str,
            active_only: bool) -> list[Cohort] | _Ambiguous:
-    """Cohorts ``name`` means: SEMUA, a cohort name, "Institution/Name", or a join code.
+    """Cohorts ``name`` means among those ``staff`` may address (every cohort for None)."""
+    return _match_in(_in_reach(session, staff), name, active_only)
 
-    Only the cohorts ``staff`` may address are considered (every cohort when ``staff`` is None).
-    """
+
+def _match_in(cohorts: list[Cohort], name: str, active_only: bool) -> list[Cohort] | _Ambiguous:
+    """Cohorts ``name`` means: SEMUA, a cohort name, "Institution/Name", or a join code."""
     wanted = _strip_edges(name).casefold()
     if not wanted:
         return []
-    if staff is None:
-        cohorts = list(session.scalars(select(Cohort).join(Institution)
-                                       .order_by(Institution.name, Cohort.name)))
-    else:
-        cohorts = _in_reach(session, staff)
     cohorts = [c for c in cohorts if c.active or not active_only]
     if wanted in ALL_COHORTS:
         return [c for c in cohorts if c.active]
@@ -340,13 +338,19 @@ def _split_target(session: Session, staff: StaffUser,
                   argument: str) -> tuple[list[Cohort], str] | _Ambiguous | None:
     """``<paket|SEMUA> <teks>`` → (cohorts, text); the longest leading words naming a cohort win
     ("Menjahit 1 Besok ada bursa kerja" is cohort "Menjahit 1"). None when no prefix does."""
+    cohorts = _in_reach(session, staff)
+    longest = max([len(f"{c.institution.name}/{c.name}") for c in cohorts]
+                  + [len(c.join_code) for c in cohorts] + [len(ALL_COHORTS[0])])
     spans = [m.span() for m in re.finditer(r"\S+", argument)]
     for n in range(len(spans), 0, -1):
-        found = _match(session, staff, argument[:spans[n - 1][1]], active_only=True)
+        end = spans[n - 1][1]
+        if len(_strip_edges(argument[:end])) > longest:  # longer than any cohort's name
+            continue
+        found = _match_in(cohorts, argument[:end], active_only=True)
         if isinstance(found, _Ambiguous):
             return found
         if found:
-            rest = argument[spans[n - 1][1]:].strip()
+            rest = argument[end:].strip()
             return found, rest.lstrip(_EDGE_PUNCTUATION).strip()
     return None
 

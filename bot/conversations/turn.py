@@ -26,6 +26,7 @@ class Turn:
     text: str
     now: datetime
     conversation: Conversation | None = None
+    inbound: Message | None = None  # the message being answered (consent history cites it)
 
     @property
     def language(self) -> str:

@@ -7,11 +7,18 @@
 A transport only sends: it never touches the database. The dispatcher (``bot.dispatcher``)
 claims rows, turns each into an ``OutboundRequest`` (``request_for``), calls ``send`` and records
 the ``SendResult`` or the ``TransportError`` on the row.
+
+When the outcome of a send is unknown (the dispatcher died before storing the answer, or the
+answer was lost after the request may have reached the provider), the dispatcher asks
+``find_sent`` whether the provider has the message before sending it again: the twilio
+transport looks in Twilio's message list; the simulator and console have no record to ask and
+answer None (not sent).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -54,19 +61,27 @@ class TransportError(Exception):
     ``retryable`` says whether the same request may be tried again later (rate limits, server
     errors, connection trouble); otherwise the failure is permanent and ``code`` is the
     provider's error code (Twilio's, e.g. ``21211``) to show to staff.
+
+    ``maybe_sent`` says the request may have reached the provider and been accepted although
+    no answer came back (a connection dropped or timed out after the request was sent, an
+    answer that could not be read): the message must be looked up (``find_sent``) before it is
+    sent again. A definite failure (an error answer, a connection that was never made) has
+    ``maybe_sent`` False.
     """
 
     def __init__(self, message: str, *, code: str | None = None, http_status: int | None = None,
-                 retryable: bool = False) -> None:
+                 retryable: bool = False, maybe_sent: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
         self.http_status = http_status
         self.retryable = retryable
+        self.maybe_sent = maybe_sent
 
     def __repr__(self) -> str:
         return (f"TransportError({self.message!r}, code={self.code!r}, "
-                f"http_status={self.http_status!r}, retryable={self.retryable!r})")
+                f"http_status={self.http_status!r}, retryable={self.retryable!r}, "
+                f"maybe_sent={self.maybe_sent!r})")
 
 
 class Transport(Protocol):
@@ -75,6 +90,24 @@ class Transport(Protocol):
     def send(self, req: OutboundRequest) -> SendResult:
         """Send one message or raise TransportError."""
         ...
+
+    def find_sent(self, req: OutboundRequest, since: datetime, *,
+                  exclude: Collection[str] = ()) -> SendResult | None:
+        """The provider's record of ``req`` if it accepted it at or after ``since``, else None.
+
+        ``exclude``: SIDs already recorded on other outbox rows, never an answer. Raises
+        TransportError when the provider cannot be asked (then nothing is known yet).
+        """
+        ...
+
+
+def find_sent(transport: Transport, req: OutboundRequest, since: datetime, *,
+              exclude: Collection[str] = ()) -> SendResult | None:
+    """``transport.find_sent``, or None for a transport that keeps no record to ask."""
+    finder = getattr(transport, "find_sent", None)
+    if finder is None:
+        return None
+    return finder(req, since, exclude=exclude)
 
 
 class NoTemplate(TransportError):
@@ -172,6 +205,7 @@ __all__ = [
     "TransportError",
     "build_transport",
     "fake_sid",
+    "find_sent",
     "request_for",
     "status_callback_url",
     "window_open",

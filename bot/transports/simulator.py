@@ -7,6 +7,9 @@ has it the moment the row is marked.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from datetime import datetime
+
 from bot.transports import OutboundRequest, SendResult, fake_sid
 
 
@@ -15,3 +18,8 @@ class SimulatorTransport:
 
     def send(self, req: OutboundRequest) -> SendResult:
         return SendResult(sid=fake_sid(), status="delivered")
+
+    def find_sent(self, req: OutboundRequest, since: datetime, *,
+                  exclude: Collection[str] = ()) -> SendResult | None:
+        """No record beyond the outbox row: a send whose outcome is unknown did not happen."""
+        return None

@@ -3,7 +3,11 @@
 Errors are sorted for the dispatcher: HTTP 429 and 5xx answers and connection trouble
 (refused, reset, timed out) are retryable; any other 4xx is permanent and carries Twilio's
 error code (21211 invalid number, 63016 outside the 24-hour window without a template,
-21610 the recipient replied STOP, ...).
+21610 the recipient replied STOP, ...). An error answer, or a connection that was never made
+(refused, no route, connect timeout), is definite: Twilio does not have the message. A
+connection lost or timed out after the request went out, or an answer the SDK cannot read, is
+not: Twilio may have accepted the message, so the error says ``maybe_sent`` and the dispatcher
+looks the message up (``find_sent``, Twilio's message list) before sending it again.
 
 ``twilio.api_base_url`` points the SDK somewhere else than https://api.twilio.com (tests use a
 loopback fake of Twilio): the SDK builds every Messages URL from its ``api`` domain's
@@ -15,11 +19,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Collection
+from datetime import datetime, timedelta
 
 import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
+from urllib3.exceptions import ConnectTimeoutError
 
 from bot.config import DEFAULT_TWILIO_API, Settings
 from bot.transports import OutboundRequest, SendResult, TransportError
@@ -28,6 +35,11 @@ log = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT_SECONDS = 10.0
 WHATSAPP_PREFIX = "whatsapp:"
+# find_sent: how far Twilio's clock may be behind ours (date_created also has whole seconds only)
+CLOCK_SKEW = timedelta(seconds=30)
+# find_sent: at most this many of the recipient's messages are read, newest first, 50 a page.
+FIND_SENT_LIMIT = 100
+FIND_SENT_PAGE_SIZE = 50
 # Statuses Twilio may answer a create with that Kabar records as they are; anything else
 # ("accepted", "scheduled", "sending") means Twilio has it queued.
 _KEPT_STATUSES = {"queued", "sent", "delivered", "read", "undelivered", "failed"}
@@ -82,13 +94,107 @@ class TwilioTransport:
             raise _from_twilio_error(exc) from exc
         except requests.exceptions.RequestException as exc:
             raise TransportError(f"no answer from Twilio: {exc.__class__.__name__}: {exc}",
-                                 retryable=True) from exc
+                                 retryable=True, maybe_sent=_may_have_arrived(exc)) from exc
         except (TwilioException, ValueError) as exc:
             # An answer the SDK could not read: Twilio may or may not have the message.
             raise TransportError(f"unreadable answer from Twilio: {exc}",
+                                 retryable=True, maybe_sent=True) from exc
+        return SendResult(sid=message.sid, status=_kept_status(message.status))
+
+    def find_sent(self, req: OutboundRequest, since: datetime, *,
+                  exclude: Collection[str] = ()) -> SendResult | None:
+        """Twilio's record of ``req`` if Twilio accepted it at or after ``since``, else None.
+
+        Lists the messages to the recipient (``To`` filter, newest first, at most
+        FIND_SENT_LIMIT) and takes the oldest one that is outbound, from our sender (number or
+        messaging service), created no earlier than ``since`` less CLOCK_SKEW, not in
+        ``exclude`` (SIDs recorded on other rows) and, for a free-form message, with the same
+        body. A template message is matched without its body: Twilio's list shows the rendered
+        text and no Content SID. No ``DateSent`` filter is used: ``date_sent`` stays empty while
+        Twilio still has the message queued, so that filter would hide the very message looked
+        for. Raises TransportError (retryable) when Twilio cannot be asked.
+        """
+        to = whatsapp_address(req.to)
+        earliest = since - CLOCK_SKEW
+        try:
+            listed = list(self.client.messages.stream(to=to, limit=FIND_SENT_LIMIT,
+                                                      page_size=FIND_SENT_PAGE_SIZE))
+        except (TwilioRestException, TwilioServiceException) as exc:
+            error = _from_twilio_error(exc)
+            raise TransportError(f"could not list messages: {error.message}", code=error.code,
+                                 http_status=error.http_status, retryable=True) from exc
+        except (requests.exceptions.RequestException, TwilioException, ValueError) as exc:
+            raise TransportError(f"could not list messages: {exc.__class__.__name__}: {exc}",
                                  retryable=True) from exc
-        status = message.status if message.status in _KEPT_STATUSES else "queued"
-        return SendResult(sid=message.sid, status=status)
+        # Newest first, dates to the second: among equal dates the later one listed is older.
+        matches = [(m.date_created, -index, m) for index, m in enumerate(listed)
+                   if self._is_ours(m, to, req, earliest, exclude)]
+        if not matches:
+            return None
+        found = min(matches, key=lambda match: match[:2])[2]
+        log.info("message %s to %s: Twilio has it as %s (%s)", req.message_id, req.to, found.sid,
+                 found.status)
+        return SendResult(sid=found.sid, status=_kept_status(found.status))
+
+    def _is_ours(self, listed, to: str, req: OutboundRequest, earliest: datetime,
+                 exclude: Collection[str]) -> bool:
+        if not listed.sid or listed.sid in exclude:
+            return False
+        if not str(listed.direction or "").startswith("outbound"):
+            return False
+        if whatsapp_address(listed.to or "") != to:
+            return False
+        if listed.date_created is None or listed.date_created < earliest:
+            return False
+        if self.from_ and listed.from_ and whatsapp_address(listed.from_) != self.from_:
+            return False
+        if (self.messaging_service_sid and listed.messaging_service_sid
+                and listed.messaging_service_sid != self.messaging_service_sid):
+            return False
+        if req.content_sid:
+            return True
+        return _same_text(listed.body, req.body)
+
+
+def _kept_status(status: str | None) -> str:
+    return status if status in _KEPT_STATUSES else "queued"
+
+
+def _same_text(a: str | None, b: str | None) -> bool:
+    def norm(text: str | None) -> str:
+        return (text or "").replace("\r\n", "\n").strip()
+
+    return norm(a) == norm(b)
+
+
+def _may_have_arrived(exc: requests.exceptions.RequestException) -> bool:
+    """Whether a request that failed this way may have reached Twilio.
+
+    Not when the connection was never made (refused, unreachable, name not resolved, connect
+    timeout: urllib3 reports all of these as ``ConnectTimeoutError`` or a subclass) or when the
+    request was never built (a bad URL). Anything else (reset, closed without an answer, read
+    timeout, a broken answer) happened after the request may have gone out.
+    """
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return False
+    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                        requests.exceptions.InvalidSchema, requests.exceptions.InvalidHeader,
+                        requests.exceptions.URLRequired)):
+        return False
+    seen = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ConnectTimeoutError):
+            return False
+        stack.append(getattr(current, "reason", None))
+        stack.extend(a for a in getattr(current, "args", ()) if isinstance(a, BaseException))
+        stack.append(current.__cause__)
+        stack.append(current.__context__)
+    return True
 
 
 def _from_twilio_error(exc: TwilioRestException | TwilioServiceException) -> TransportError:
