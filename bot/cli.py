@@ -252,13 +252,16 @@ def scheduler_cmd(ctx: Context, no_dispatch: bool) -> None:
 @click.option("--once", is_flag=True, help="Send what is due and exit.")
 @pass_ctx
 def dispatch(ctx: Context, once: bool) -> None:
-    """Run an outbox dispatcher (several may run at once on PostgreSQL)."""
+    """Handle incoming messages and send the outbox (several may run at once on PostgreSQL)."""
     from bot.dispatcher import Dispatcher
 
     _ensure_schema(ctx)
     dispatcher = Dispatcher(ctx.settings, ctx.db)
     if once:
-        click.echo(f"sent {dispatcher.run_once()} messages")
+        from bot.inbox import handle_waiting
+
+        handled = handle_waiting(ctx.db, ctx.settings)
+        click.echo(f"handled {handled} incoming, sent {dispatcher.run_once()} messages")
     else:
         dispatcher.run_forever()
 

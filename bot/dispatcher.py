@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from bot.config import Settings
 from bot.consent import TWILIO_UNSUBSCRIBED, blocked_by_provider
 from bot.db import Database
+from bot.inbox import handle_waiting
 from bot.models import Graduate, Message, utcnow
 from bot.outbox import (
     claim_due,
@@ -319,7 +320,8 @@ class Dispatcher:
     # --- serving ------------------------------------------------------------------------------
 
     def run_forever(self, stop_event: threading.Event | None = None) -> None:
-        """Dispatch until ``stop_event`` is set (or Ctrl-C), idling between empty passes.
+        """Handle the inbox and dispatch the outbox until ``stop_event`` is set (or Ctrl-C),
+        idling between empty passes.
 
         Database errors are logged and retried after a pause; they never end the loop.
         """
@@ -332,7 +334,9 @@ class Dispatcher:
         try:
             while not stop.is_set():
                 try:
-                    sent = self.run_once(stop_event=stop)
+                    # Incoming first: their replies then go out in the same pass.
+                    handled = handle_waiting(self.db, self.settings, clock=self.clock)
+                    sent = self.run_once(stop_event=stop) + handled
                 except Exception:
                     log.exception("dispatcher %s: pass failed; trying again in %gs",
                                   self.worker_id, error_pause)

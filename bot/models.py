@@ -6,9 +6,10 @@ Message lifecycle (outbound)::
                       \\> (retry: back to PENDING with next_attempt_at) > FAILED
                                                     > UNDELIVERED / FAILED
 
-Inbound messages are RECEIVED. Every outbound message is a row before it is a request; the row's
-id is the idempotency key, and ``dedupe_key`` keeps one row per purpose (for example one check-in
-prompt per round and graduate).
+Inbound messages are RECEIVED when recorded, then HANDLED by the inbox worker (or ERROR, kept
+for staff, when handling failed repeatedly; see ``bot.inbox``). Every outbound message is a row
+before it is a request; the row's id is the idempotency key, and ``dedupe_key`` keeps one row per
+purpose (for example one check-in prompt per round and graduate).
 """
 
 from __future__ import annotations
@@ -220,7 +221,9 @@ class Conversation(Base):
 
 # Message directions and statuses.
 INBOUND, OUTBOUND = "in", "out"
-MSG_RECEIVED = "received"  # inbound, stored
+MSG_RECEIVED = "received"  # inbound, recorded, waiting to be handled
+MSG_HANDLED = "handled"  # inbound, handled: the answer (if any) is in the outbox
+MSG_ERROR = "error"  # inbound, handling failed repeatedly; error_message says why
 MSG_PENDING = "pending"  # outbound, waiting in the outbox (maybe for next_attempt_at)
 MSG_SENDING = "sending"  # claimed by a dispatcher, request in flight
 MSG_QUEUED = "queued"  # accepted by Twilio
@@ -251,6 +254,8 @@ class Message(Base):
     body: Mapped[str] = mapped_column(Text, default="")
     media_url: Mapped[str | None] = mapped_column(Text)
     media_type: Mapped[str | None] = mapped_column(String(100))
+    # Inbound: what Twilio sent beside the body (profile name, button payload, every media).
+    meta: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     content_sid: Mapped[str | None] = mapped_column(String(64))
     content_variables: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     twilio_sid: Mapped[str | None] = mapped_column(String(64), unique=True)

@@ -14,6 +14,7 @@ from flask import Blueprint, Response, abort, jsonify, render_template, request
 from sqlalchemy import func, or_, select
 
 from bot import get_db, get_settings
+from bot.inbox import handle_waiting
 from bot.models import Cohort, Graduate, Institution, Message, utcnow
 from bot.phones import PhoneError, normalize_phone, to_whatsapp
 from bot.webhook import receive_form
@@ -112,6 +113,9 @@ def send() -> tuple[Response, int]:
     if media is not None:
         form.update(NumMedia="1", MediaUrl0=media[0], MediaContentType0=media[1])
     answer = receive_form(form)
+    if answer.status_code == 200:
+        # A person is watching: handle the message now instead of at the next worker pass.
+        handle_waiting(get_db(), settings)
     return jsonify({"ok": answer.status_code == 200, "status": answer.status_code,
                     "message_sid": form["MessageSid"]}), answer.status_code
 

@@ -11,11 +11,11 @@ What each outcome returns:
 - forged or missing signature: 403, nothing stored, a warning in the log;
 - malformed form (no ``From``, no ``MessageSid``, ``From`` not a phone number): 400 and a log
   line, never 500;
-- a ``MessageSid`` already stored: 200, handled once (checked first; when two deliveries race,
-  the unique ``messages.twilio_sid`` makes the second one fail and it is answered 200 too);
-- an unexpected error after validation: the transaction is rolled back (store-or-rollback:
-  nothing of the message is kept) and the answer is 500, so Twilio reports it and a retry (or
-  the fallback URL) is safe: the MessageSid dedupe handles a redelivered message once.
+- otherwise the message is recorded (``bot.inbox.record_inbound``: one insert that ignores a
+  ``MessageSid`` already stored, so a redelivery is handled once) and answered 200 at once; the
+  inbox worker handles it (conversation, progress, replies) moments later, so a slow or failing
+  handler never costs Twilio a timeout or loses the message;
+- the database cannot be reached: 500 and a log line (nothing is half-stored).
 
 Status callbacks are checked the same way (403 when forged, 400 without ``MessageSid`` or
 ``MessageStatus``); a status Kabar does not track is logged and answered 200; a repeated or late
@@ -28,8 +28,6 @@ import logging
 from collections.abc import Mapping
 
 from flask import Blueprint, Response, request
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from twilio.request_validator import (
     SIGNATURE_HEADER,
     SIGNATURE_SETTINGS_HEADER,
@@ -39,9 +37,9 @@ from twilio.request_validator import (
 from twilio.twiml.messaging_response import MessagingResponse
 
 from bot import get_db, get_settings
-from bot.conversations.router import Inbound, handle_inbound
+from bot.conversations.router import Inbound
 from bot.delivery import apply_status, normalize_status
-from bot.models import Message
+from bot.inbox import record_inbound
 from bot.phones import PhoneError, normalize_phone
 
 log = logging.getLogger(__name__)
@@ -130,28 +128,23 @@ def signature_is_valid(auth_token: str, public_url: str) -> bool:
 
 
 def receive_form(form: Mapping[str, str]) -> Response:
-    """Handle one Twilio inbound form (already trusted); shared with the simulator."""
+    """Record one Twilio inbound form (already trusted) for the inbox; shared with the simulator.
+
+    Only the recording happens here, in one statement: the inbox worker handles the message.
+    """
     try:
         message = parse_form(form)
     except BadInbound as exc:
         log.warning("inbound webhook: bad request: %s", exc)
         return Response(f"bad request: {exc}\n", status=400, mimetype="text/plain")
-    settings, db = get_settings(), get_db()
     try:
-        with db.session() as session:
-            if session.scalar(select(Message.id).where(
-                    Message.twilio_sid == message.message_sid)) is not None:
-                log.info("inbound webhook: %s already handled", message.message_sid)
-                return _twiml()
-            handle_inbound(session, settings, message)
-    except IntegrityError:
-        if _already_stored(message.message_sid):
-            log.info("inbound webhook: %s handled by a concurrent request", message.message_sid)
-            return _twiml()
-        log.exception("inbound webhook: %s could not be stored", message.message_sid)
-        return Response("error\n", status=500, mimetype="text/plain")
+        with get_db().engine.begin() as connection:
+            if not record_inbound(connection, message.to_row()):
+                log.info("inbound webhook: %s already recorded", message.message_sid)
     except Exception:
-        log.exception("inbound webhook: %s failed; rolled back", message.message_sid)
+        # The database is unreachable or full: 500, so Twilio logs it and its fallback URL (if
+        # set) or a redelivery gets another chance; nothing half-stored is left behind.
+        log.exception("inbound webhook: %s could not be recorded", message.message_sid)
         return Response("error\n", status=500, mimetype="text/plain")
     return _twiml()
 
@@ -203,11 +196,6 @@ def _location(form: Mapping[str, str], sid: str) -> str | None:
         pass
     log.warning("inbound webhook: %s has a location that is not one: %r, %r", sid, lat, lon)
     return None
-
-
-def _already_stored(sid: str) -> bool:
-    with get_db().session() as session:
-        return session.scalar(select(Message.id).where(Message.twilio_sid == sid)) is not None
 
 
 def _twiml() -> Response:

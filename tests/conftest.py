@@ -13,11 +13,13 @@ import shutil
 from collections.abc import Iterator
 
 import pytest
+from flask import request
 from sqlalchemy import text
 
 from bot import create_app
 from bot.config import Settings, load_settings
 from bot.db import Database
+from bot.inbox import handle_waiting
 from bot.migrate import upgrade
 from bot.models import Base
 
@@ -91,6 +93,24 @@ def db(settings) -> Iterator[Database]:
 
 @pytest.fixture
 def app(settings, db):
+    """The web app. Inbound messages it records are handled right after each webhook request,
+    as the dispatcher's inbox pass would a moment later, so tests can read the outcome at
+    once; ``queued_app`` leaves them waiting for the worker."""
+    app = create_app(settings, db)
+    app.config["TESTING"] = True
+
+    @app.after_request
+    def _handle_recorded_messages(response):
+        if request.path == "/twilio/inbound" and response.status_code == 200:
+            handle_waiting(db, settings)
+        return response
+
+    return app
+
+
+@pytest.fixture
+def queued_app(settings, db):
+    """The web app exactly as deployed: the webhook only records; nothing handles the inbox."""
     app = create_app(settings, db)
     app.config["TESTING"] = True
     return app

@@ -16,6 +16,7 @@ from bot.broadcasts import JobDraft, create_announcement, create_job_broadcast
 from bot.catalog import text
 from bot.checkins import send_reminders, start_round
 from bot.db import Database
+from bot.inbox import handle_waiting
 from bot.dispatcher import Dispatcher
 from bot.models import (
     CONSENT_BLOCKED,
@@ -150,6 +151,7 @@ def test_opted_out_graduate_receives_nothing_from_any_kind_until_mulai(
         # MULAI: messages again, from the confirmation on.
         app2 = create_app(settings, db2)
         say(app2.test_client(), settings, LEAVER, "MULAI")
+        assert handle_waiting(db2, settings) == 1  # the inbox pass of the restarted worker
         dispatcher.run_once()
         assert bodies(twilio_fake, LEAVER)[before:] == [text("id", "optin_confirm")]
         with db2.session() as session:

@@ -551,6 +551,8 @@ class FlakyDatabase:
             raise OperationalError("SELECT 1", {}, Exception("database is restarting"))
         return self._db.session()
 
+    read_session = session
+
 
 def test_run_forever_survives_database_errors_and_stops_on_event(settings, db, caplog):
     [message_id] = _outbox(db, 1)

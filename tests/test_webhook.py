@@ -9,6 +9,7 @@ import urllib.request
 import uuid
 import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -76,7 +77,7 @@ def test_signed_message_is_stored_and_answered_with_empty_twiml(client, settings
         message = session.scalar(select(Message).where(Message.direction == INBOUND))
         assert message.twilio_sid == form["MessageSid"]
         assert message.graduate_id == graduate_id
-        assert message.body == "halo" and message.status == "received"
+        assert message.body == "halo" and message.status == "handled"
         assert session.get(Graduate, graduate_id).last_inbound_at is not None
     assert count(db, Message.direction == OUTBOUND) == 1  # the menu
 
@@ -154,22 +155,35 @@ def test_form_without_fields_gets_400(client, settings, db):
     assert answer.status_code == 400
 
 
-def test_unexpected_error_rolls_back_and_answers_500(client, settings, db, graduate_id,
-                                                     monkeypatch):
-    def broken(session, settings, inbound):
-        session.add(Message(direction=INBOUND, phone=inbound.phone, kind="inbound",
-                            status="received", twilio_sid=inbound.message_sid))
-        session.flush()
+def test_a_failing_handler_loses_nothing(queued_app, settings, db, graduate_id,
+                                          monkeypatch):
+    """The webhook only records; when handling fails the message is kept, retried, then parked
+    as an error for staff, and the next message of the same graduate still gets through."""
+    from bot.inbox import MAX_ATTEMPTS, handle_waiting
+
+    client = queued_app.test_client()
+    form = twilio_form()
+    assert post_signed(client, settings, form).status_code == 200
+    assert post_signed(client, settings, form).status_code == 200  # a redelivery
+    assert count(db, Message.direction == INBOUND) == 1
+
+    def broken(session, settings, message):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr("bot.webhook.handle_inbound", broken)
-    form = twilio_form()
-    assert post_signed(client, settings, form).status_code == 500
-    assert count(db) == 0
+    monkeypatch.setattr("bot.conversations.router.handle_recorded", broken)
+    clock = [utcnow()]
+    for _ in range(MAX_ATTEMPTS):
+        assert handle_waiting(db, settings, clock=lambda: clock[0]) == 0
+        clock[0] += timedelta(minutes=5)
+    with db.session() as session:
+        message = session.scalar(select(Message).where(Message.direction == INBOUND))
+        assert message.status == "error" and "disk on fire" in message.error_message
+        assert message.attempts == MAX_ATTEMPTS
     monkeypatch.undo()
-    # Twilio's retry of the same message is then handled normally, once.
-    assert post_signed(client, settings, form).status_code == 200
-    assert count(db, Message.direction == INBOUND) == 1
+    later = twilio_form(body="MENU", sid="SM" + "e" * 32)
+    assert post_signed(client, settings, later).status_code == 200
+    assert handle_waiting(db, settings) == 1
+    assert count(db, Message.direction == OUTBOUND) == 1
 
 
 def test_burst_of_concurrent_messages_keeps_the_conversation_consistent(app, settings, db):

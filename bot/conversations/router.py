@@ -29,7 +29,7 @@ from bot.catalog import text
 from bot.config import Settings
 from bot.conversations import checkin, join, keywords, staff
 from bot.conversations.turn import CHECKIN_FLOW, Turn
-from bot.models import INBOUND, MSG_RECEIVED, Conversation, Graduate, Message, utcnow
+from bot.models import Conversation, Graduate, Message, utcnow
 from bot.outbox import enqueue
 from bot.understand import Keyword, parse_keyword
 
@@ -58,27 +58,59 @@ class Inbound:
         return (body or (self.button_payload or "").strip()
                 or (self.button_text or "").strip())
 
+    def to_row(self) -> dict:
+        """The columns of the inbound Message row that records this message."""
+        media_url, media_type = self.media[0] if self.media else (None, None)
+        meta = {key: value for key, value in (
+            ("profile_name", self.profile_name), ("button_payload", self.button_payload),
+            ("button_text", self.button_text),
+            # The row's body shows a tapped button's label when nothing was typed.
+            ("body_from_button", not self.body and bool(self.button_text or self.button_payload)),
+            ("media", [list(m) for m in self.media] if len(self.media) > 1 else None))
+            if value}
+        return {"twilio_sid": self.message_sid, "phone": self.phone,
+                "body": self.body or self.button_text or self.button_payload or "",
+                "media_url": media_url, "media_type": media_type, "meta": meta or None}
 
-def handle_inbound(session: Session, settings: Settings, inbound: Inbound) -> None:
-    """Record ``inbound`` and enqueue the answer; the caller commits (one transaction)."""
+    @classmethod
+    def from_row(cls, message: Message) -> Inbound:
+        """The message as it was received, rebuilt from its row."""
+        meta = message.meta or {}
+        media = [tuple(m) for m in meta.get("media", [])] or (
+            [(message.media_url, message.media_type)] if message.media_url else [])
+        body = "" if meta.get("body_from_button") else message.body
+        return cls(phone=message.phone, body=body, message_sid=message.twilio_sid or "",
+                   media=media, profile_name=meta.get("profile_name"),
+                   button_payload=meta.get("button_payload"),
+                   button_text=meta.get("button_text"))
+
+
+def handle_recorded(session: Session, settings: Settings, message: Message) -> None:
+    """Handle one recorded inbound message and enqueue the answer; the caller commits.
+
+    Called by the inbox worker (``bot.inbox``) once per message, in arrival order per sender.
+    """
     now = utcnow()
+    inbound = Inbound.from_row(message)
     staff_user = staff.find_staff(session, inbound.phone)  # locked before the graduate
     graduate = session.scalar(
         select(Graduate).where(Graduate.phone == inbound.phone).with_for_update())
     if staff_user is not None:
         if staff.is_staff_message(staff_user, inbound.text, graduate is not None):
-            message = _record(session, inbound, None, now)
             log.info("message %s is a staff command of staff user %s", message.id,
                      staff_user.id)
             staff.handle_staff_message(session, settings, staff_user, inbound.text, now)
             return
         # Also a graduate, writing as one: a broadcast waiting for YA is cancelled.
         staff.cancel_pending(session, settings, staff_user, now, reason="other message")
-    message = _record(session, inbound, graduate, now)
+    if graduate is not None:
+        message.graduate_id, message.cohort_id = graduate.id, graduate.cohort_id
     if graduate is None:
         _from_unknown_number(session, settings, inbound, message, now)
         return
-    graduate.last_inbound_at = now
+    # The 24-hour window counts from when the graduate wrote, not from when it was handled.
+    if graduate.last_inbound_at is None or graduate.last_inbound_at < message.created_at:
+        graduate.last_inbound_at = message.created_at
     turn = Turn(session, settings, graduate, inbound.text, now,
                 session.get(Conversation, graduate.id), inbound=message)
     if not turn.text:
@@ -98,25 +130,6 @@ def handle_inbound(session: Session, settings: Settings, inbound: Inbound) -> No
         # A finished, expired or unknown conversation: forget it and answer as if none.
         turn.end_conversation()
     _fallback(turn, message)
-
-
-def _record(session: Session, inbound: Inbound, graduate: Graduate | None,
-            now: datetime) -> Message:
-    """Store the inbound row; a repeated MessageSid fails here (unique) before any handling."""
-    media_url, media_type = inbound.media[0] if inbound.media else (None, None)
-    if len(inbound.media) > 1:
-        log.info("message %s carries %d media; only the first is stored", inbound.message_sid,
-                 len(inbound.media))
-    message = Message(direction=INBOUND, status=MSG_RECEIVED, kind="inbound",
-                      twilio_sid=inbound.message_sid, phone=inbound.phone,
-                      body=inbound.body or inbound.button_text or inbound.button_payload or "",
-                      media_url=media_url, media_type=media_type,
-                      graduate_id=graduate.id if graduate else None,
-                      cohort_id=graduate.cohort_id if graduate else None,
-                      created_at=now, updated_at=now)
-    session.add(message)
-    session.flush()
-    return message
 
 
 def _from_unknown_number(session: Session, settings: Settings, inbound: Inbound,
