@@ -612,6 +612,31 @@ def summarize_profile(raw: Path, top: int = 25) -> str:
 # After the run: what the database holds.
 
 
+def drain_inbox(url: str, config: Path) -> dict:
+    """Handle everything the webhook recorded, as `kabar dispatch` does, and time it.
+
+    The webhook only records; this is the rest of each message's work (conversation step,
+    progress report, reply into the outbox), measured on its own so both halves are known.
+    """
+    from bot.config import load_settings
+    from bot.db import Database
+    from bot.inbox import backlog, handle_waiting
+
+    settings = load_settings(config, environ={})
+    db = Database(url)
+    handled, wall, cpu = 0, time.perf_counter(), time.process_time()
+    while True:
+        n = handle_waiting(db, settings, limit=500)
+        if n == 0:
+            break
+        handled += n
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    left = backlog(db.engine)
+    db.dispose()
+    return {"handled": handled, "seconds": wall, "per_second": handled / max(wall, 1e-9),
+            "cpu_ms": 1000 * cpu / max(handled, 1), "left": left}
+
+
 def database_counts(url: str, issued_sids: set[str]) -> dict:
     from sqlalchemy import func, select
 
@@ -761,6 +786,7 @@ def _run(args, procs: Procs, work: Path) -> int:
     issued = set()
     for t, n in enumerate(project.wrk["sent_by_thread"]):
         issued.update(sids[t][:n])
+    inbox = drain_inbox(db_url, config)
     counts = database_counts(db_url, issued)
     bare = None
     if not args.only_project:
@@ -801,6 +827,9 @@ def _run(args, procs: Procs, work: Path) -> int:
           f"and {server_other} otherwise ({in_flight} of them in flight when wrk stopped, "
           f"their answers unread); wrk issued {sum(project.wrk['sent_by_thread'])} requests (the "
           f"others were still queued, never answered, when the run ended)")
+    print(f"inbox worker (one process, after the run): handled {inbox['handled']} recorded "
+          f"messages in {inbox['seconds']:.1f}s = {inbox['per_second']:.0f} messages/s, "
+          f"{inbox['cpu_ms']:.2f} ms CPU each; {inbox['left']} left waiting")
     print(f"conversations: {counts['reports_answered']} reports with a status, "
           f"{counts['reports_completed']} completed; {counts['outbound']} outbound rows "
           f"(prompts and replies) in the outbox")

@@ -8,6 +8,9 @@ Values: times are ISO 8601 with their UTC offset, in the app timezone (given as 
 timezone most cohorts use, else UTC); yes/no answers are ``true``/``false``/empty; employment
 status is one of ``employed``, ``self_employed``, ``seeking``, ``studying`` or empty;
 ``raw_answers`` is compact JSON.
+
+Messages can also be filtered as the console's reply log filters them (``filter_messages``):
+direction, status, text in the body (case-insensitive) and graduates needing help.
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Boolean, Select, func, select
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.functions import FunctionElement
 
 from bot.models import (
     CheckInRound,
@@ -39,7 +44,11 @@ from bot.models import (
 KINDS = ("progress", "messages", "interests")
 FORMATS = ("csv", "xlsx")
 FILTER_KEYS = ("institution_id", "cohort_id", "since", "until")
+# Messages only (the console's reply log): direction, status, text contained in the body
+# (case-insensitive), needs_help (true: graduates whose latest report asks for help).
+MESSAGE_FILTER_KEYS = ("direction", "status", "text", "needs_help")
 BATCH = 1000
+MAX_LISTED_GRADUATES = 10_000  # more graduates needing help than this: a subquery instead
 
 HEADERS: dict[str, list[str]] = {
     "progress": ["graduate", "phone", "institution", "cohort", "round_started_at",
@@ -64,11 +73,14 @@ def rows(session: Session, what: str, filters: Mapping[str, Any] | None = None, 
     if what not in KINDS:
         raise ExportError(f"unknown export {what!r} (known: {', '.join(KINDS)})")
     filters = dict(filters or {})
-    unknown = sorted(set(filters) - set(FILTER_KEYS))
+    known = FILTER_KEYS + (MESSAGE_FILTER_KEYS if what == "messages" else ())
+    unknown = sorted(set(filters) - set(known))
     if unknown:
         raise ExportError(f"unknown export filter {', '.join(unknown)} "
-                          f"(known: {', '.join(FILTER_KEYS)})")
+                          f"(known: {', '.join(known)})")
     zone = _zone(session, tz)
+    if what == "messages" and filters.get("needs_help") is True:
+        filters["needs_help"] = needs_help_ids(session)
     stmt, shape = _QUERIES[what](filters)
     result = session.execute(stmt.execution_options(yield_per=BATCH))
 
@@ -132,7 +144,7 @@ def _messages(f: dict[str, Any]) -> tuple[Select, Shape]:
             .outerjoin(Graduate, Message.graduate_id == Graduate.id)
             .outerjoin(Cohort, Message.cohort_id == Cohort.id)
             .order_by(Message.id))
-    stmt = _filter(stmt, f, Message.created_at)
+    stmt = filter_messages(stmt, f)
 
     def shape(r, t):
         return [r[0], r[1], r[2], r[3], r[4], r[5], r[6] or None, r[7], r[8], r[9], t(r[10]),
@@ -173,6 +185,88 @@ def _filter(stmt: Select, f: dict[str, Any], when) -> Select:
     if f.get("until") is not None:
         stmt = stmt.where(when < f["until"])
     return stmt
+
+
+def filter_messages(stmt: Select, f: Mapping[str, Any]) -> Select:
+    """Apply the message filters on ``Message`` columns alone (no join needed).
+
+    The console's reply log pages with this too, so the page and its export show the same rows.
+    ``needs_help`` is True, or the graduate ids ``needs_help_ids`` looked up beforehand.
+    """
+    if f.get("institution_id") is not None:
+        stmt = stmt.where(Message.cohort_id.in_(
+            select(Cohort.id).where(Cohort.institution_id == f["institution_id"])))
+    cohort_id = f.get("cohort_id")
+    if cohort_id is not None:
+        ids = list(cohort_id) if isinstance(cohort_id, list | tuple | set) else [cohort_id]
+        stmt = stmt.where(Message.cohort_id.in_(ids))
+    if f.get("since") is not None:
+        stmt = stmt.where(Message.created_at >= f["since"])
+    if f.get("until") is not None:
+        stmt = stmt.where(Message.created_at < f["until"])
+    if f.get("direction"):
+        stmt = stmt.where(Message.direction == f["direction"])
+    if f.get("status"):
+        stmt = stmt.where(Message.status == f["status"])
+    if f.get("text"):
+        stmt = stmt.where(contains_folded(Message.body, f["text"]))
+    needy = f.get("needs_help")
+    if needy is True:
+        needy = needs_help_graduates()
+    if needy is not None and needy is not False:
+        # "+ 0": walk the messages newest first testing each against the graduates, instead
+        # of fetching every message of every such graduate through the index and sorting them.
+        stmt = stmt.where((Message.graduate_id + 0).in_(needy))
+    return stmt
+
+
+class _ContainsFolded(FunctionElement):
+    """``column`` contains a text, ignoring case (built by ``contains_folded``).
+
+    Its arguments: the column, the text as a LIKE pattern and as a regular expression; each
+    database gets the form it matches fastest when it has to read every row (a search for a
+    word no message has): about twice as fast as ``lower(body) LIKE`` or ``ILIKE``.
+    """
+
+    type = Boolean()
+    inherit_cache = True
+    name = "contains_folded"
+
+
+@compiles(_ContainsFolded)
+def _contains_folded(element, compiler, **kw) -> str:
+    column, _like, regex = element.clauses
+    return f"{compiler.process(column, **kw)} ~* {compiler.process(regex, **kw)}"
+
+
+@compiles(_ContainsFolded, "sqlite")
+def _contains_folded_sqlite(element, compiler, **kw) -> str:
+    # SQLite's LIKE already ignores ASCII case, exactly as its lower() does.
+    column, like, _regex = element.clauses
+    return f"{compiler.process(column, **kw)} LIKE {compiler.process(like, **kw)} ESCAPE '/'"
+
+
+def contains_folded(column, text: str) -> _ContainsFolded:
+    """``column`` contains ``text``, ignoring case; no character of ``text`` is special."""
+    like = "%" + text.replace("/", "//").replace("%", "/%").replace("_", "/_") + "%"
+    # In a PostgreSQL regular expression a backslash makes any ASCII punctuation literal.
+    regex = re.sub(r"([\x00-\x2f\x3a-\x40\x5b-\x60\x7b-\x7f])", r"\\\1", text)
+    return _ContainsFolded(column, like, regex)
+
+
+def needs_help_ids(session: Session) -> list[int] | Select:
+    """The graduates who need help as a list of ids (a list the databases hash), or the query
+    itself when there are very many."""
+    found = list(session.scalars(needs_help_graduates().limit(MAX_LISTED_GRADUATES + 1)))
+    return found if len(found) <= MAX_LISTED_GRADUATES else needs_help_graduates()
+
+
+def needs_help_graduates() -> Select:
+    """Ids of graduates whose latest progress report has a non-empty ``needs_help``."""
+    latest = select(func.max(ProgressReport.id)).group_by(ProgressReport.graduate_id)
+    return (select(ProgressReport.graduate_id)
+            .where(ProgressReport.id.in_(latest), ProgressReport.needs_help.is_not(None),
+                   func.trim(ProgressReport.needs_help) != ""))
 
 
 # --- values -------------------------------------------------------------------------------

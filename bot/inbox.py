@@ -24,6 +24,7 @@ import logging
 import random
 import zlib
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Engine, exists, func, select, text
@@ -43,12 +44,22 @@ RETRY_AFTER = timedelta(seconds=5)
 def record_inbound(connection, values: dict[str, Any]) -> bool:
     """Insert one inbound message row; False when its Twilio SID was already recorded."""
     now = utcnow()
-    row = {"direction": INBOUND, "status": MSG_RECEIVED, "kind": "inbound", "attempts": 0,
-           "created_at": now, "updated_at": now, "next_attempt_at": now, **values}
-    dialect = connection.dialect.name
-    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Message)
-    statement = insert.values(row).on_conflict_do_nothing(index_elements=["twilio_sid"])
-    return connection.execute(statement).rowcount == 1
+    row = {**_ROW_DEFAULTS, "created_at": now, "updated_at": now, "next_attempt_at": now,
+           **values}
+    return connection.execute(_insert_statement(connection.dialect.name), row).rowcount == 1
+
+
+_ROW_DEFAULTS = {"direction": INBOUND, "status": MSG_RECEIVED, "kind": "inbound",
+                 "attempts": 0, "graduate_id": None, "cohort_id": None, "meta": None,
+                 "media_url": None, "media_type": None}
+
+
+@cache
+def _insert_statement(dialect: str):
+    """One statement per dialect, built once (this runs for every incoming message)."""
+    table = Message.__table__
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    return insert.on_conflict_do_nothing(index_elements=[table.c.twilio_sid])
 
 
 def waiting_ids(session: Session, now: datetime, limit: int) -> list[int]:

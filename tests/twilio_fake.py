@@ -18,6 +18,12 @@ answers an error for every message to one recipient. ``latency`` (seconds) delay
 Everything is recorded: ``accepted`` (one dict per accepted message) and ``requests`` (one dict
 per request, with the answer given). All state is guarded by one lock.
 
+``post_status_callbacks(status)`` plays Twilio's side of delivery: for each accepted message with
+a ``StatusCallback`` it POSTs ``MessageSid``/``MessageStatus``/``AccountSid``/``To``/``From``,
+signed with the auth token exactly as Twilio signs (``X-Twilio-Signature`` over the callback
+URL and the parameters), optionally to another base URL (a test's live server) than the one the
+callback names (the app's ``public_url``, which tests cannot reach).
+
 The ``twilio_fake`` fixture starts one per test with the test settings' credentials.
 """
 
@@ -29,8 +35,10 @@ import re
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from datetime import UTC, date, datetime
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -178,6 +186,52 @@ class TwilioFake:
                     return False
                 self._changed.wait(min(left, 0.1))
         return True
+
+    # --- status callbacks ---------------------------------------------------------------------
+
+    def post_status_callbacks(self, status: str, *, base_url: str | None = None,
+                              error_code: str | None = None,
+                              sids: Collection[str] | None = None,
+                              timeout: float = 10.0) -> list[tuple[str, int]]:
+        """POST a signed status callback ``status`` for every accepted message that asked for
+        one (or only those in ``sids``); return (SID, HTTP status of the answer) per callback.
+
+        The signature is computed over the callback URL the message named, as Twilio does; with
+        ``base_url`` the request goes to that scheme and host instead (same path and query).
+        """
+        from twilio.request_validator import RequestValidator
+
+        validator = RequestValidator(self.auth_token)
+        with self._lock:
+            targets = [dict(m) for m in self.accepted if m["status_callback"]
+                       and (sids is None or m["sid"] in sids)]
+        answers: list[tuple[str, int]] = []
+        for message in targets:
+            url = message["status_callback"]
+            params = {"MessageSid": message["sid"], "SmsSid": message["sid"],
+                      "MessageStatus": status, "SmsStatus": status,
+                      "AccountSid": self.account_sid, "To": message["to"],
+                      "From": message["from"] or ""}
+            if message["messaging_service_sid"]:
+                params["MessagingServiceSid"] = message["messaging_service_sid"]
+            if error_code:
+                params["ErrorCode"] = str(error_code)
+            target = url
+            if base_url:
+                parts = urlsplit(url)
+                target = base_url.rstrip("/") + parts.path + (f"?{parts.query}"
+                                                              if parts.query else "")
+            request = urllib.request.Request(
+                target, data=urlencode(params).encode("utf-8"), method="POST",
+                headers={"Content-Type": "application/x-www-form-urlencoded",
+                         "X-Twilio-Signature": validator.compute_signature(url, params),
+                         "User-Agent": "TwilioProxy/1.1"})
+            try:
+                with urllib.request.urlopen(request, timeout=timeout) as response:
+                    answers.append((message["sid"], response.status))
+            except urllib.error.HTTPError as exc:
+                answers.append((message["sid"], exc.code))
+        return answers
 
     # --- behaviour (called by the handler) ----------------------------------------------------
 

@@ -1,18 +1,438 @@
-"""Dashboard: per institution and cohort, the numbers staff report on."""
+"""Dashboard: per institution and cohort, the numbers staff report on.
+
+Every figure is aggregated by the database (GROUP BY per cohort, per round time, per status);
+Python only adds up those few grouped rows into institution and overall totals, buckets round
+times into local days and months, and lays out charts. Lists (needs help, not answered, opted
+out) are capped at ``LIST_LIMIT`` rows with their full count beside them.
+
+Definitions:
+
+- graduates: active graduate rows (a number still joining is not one yet); opted out among them.
+- a round: a check-in of a whole cohort (``schedule`` or ``manual``; a graduate's own ``CEK`` is
+  not a round of the cohort). Rounds of several cohorts on the same local day are one bar.
+- prompted / responded: the round's progress reports / those with a first reply.
+- employment status, skill use and needs help: from each graduate's latest report with an
+  answered status (the highest report id, as reports are created round after round); graduates
+  without one are ``unknown``.
+- not answered: active, not opted-out graduates with no reply to their cohort's latest round.
+"""
 
 from __future__ import annotations
 
-from flask import render_template
-from flask_login import login_required
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from flask import abort, render_template, request
+from flask_login import current_user, login_required
+from sqlalchemy import and_, func, select, true
+from sqlalchemy.orm import Session, aliased
 
 from bot import get_db
+from bot.models import (
+    EMPLOYMENT_STATUSES,
+    CheckInRound,
+    Cohort,
+    Graduate,
+    Institution,
+    ProgressReport,
+    utcnow,
+)
 from bot.staff import bp
-from bot.staff.auth import visible_cohorts
+from bot.staff.auth import cohort_or_404
+from bot.staff.charts import Bar, Point, Segment, bar_chart, line_chart, stacked_bars
+from bot.staff.i18n import t
+from bot.staff.timeline import count_if, day_label, local, month_name, short_date, when
+
+ROUNDS_SHOWN = 6
+RATING_MONTHS = 12
+LIST_LIMIT = 100
+PER_COHORT_CHART_MAX = 24  # cohorts in the per-cohort status chart
+COHORT_ROWS_MAX = 60  # beyond this many cohorts the table shows institutions only
+SELF_TRIGGER = "self"  # a round one graduate started with CEK (bot.checkins.ROUND_TRIGGERS)
+STATUSES = (*EMPLOYMENT_STATUSES, "unknown")
+STATUS_COLORS = {"employed": "#128c7e", "self_employed": "#2e86c1", "seeking": "#d68910",
+                 "studying": "#8e44ad", "unknown": "#b8c2bf"}
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What the dashboard is about: everything visible, one institution, or one cohort."""
+
+    institution_id: int | None = None
+    cohort_id: int | None = None
+
+    def on(self, column):
+        """A condition limiting a ``cohort_id`` column to this scope."""
+        if self.cohort_id is not None:
+            return column == self.cohort_id
+        if self.institution_id is not None:
+            return column.in_(select(Cohort.id).where(Cohort.institution_id == self.institution_id)
+                              .correlate(None))
+        return column.is_not(None)
+
+
+@dataclass
+class Figures:
+    """The numbers of one cohort, one institution or everything in scope."""
+
+    label: str
+    cohort_id: int | None = None
+    institution_id: int | None = None
+    graduates: int = 0
+    opted_out: int = 0
+    statuses: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATUSES, 0))
+    uses_skill: int = 0  # employed and using the trained skill
+    other_skill: int = 0  # employed, not using it
+    needs_help: int = 0
+    round_at: datetime | None = None  # the latest round (for a cohort)
+    prompted: int = 0
+    responded: int = 0
+    silent: int = 0  # not answered, reachable
+
+    @property
+    def receiving(self) -> int:
+        return self.graduates - self.opted_out
+
+    @property
+    def working(self) -> int:
+        return self.statuses["employed"] + self.statuses["self_employed"]
+
+    @property
+    def known(self) -> int:
+        return self.graduates - self.statuses["unknown"]
+
+    def add(self, other: Figures) -> None:
+        for name in ("graduates", "opted_out", "uses_skill", "other_skill", "needs_help",
+                     "prompted", "responded", "silent"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for status in STATUSES:
+            self.statuses[status] += other.statuses[status]
+
+
+def percent(part: int, whole: int) -> str:
+    return f"{round(part / whole * 100)}%" if whole else "–"
+
+
+# --- queries --------------------------------------------------------------------------------
+
+def _help_given(column=ProgressReport.needs_help):
+    return func.trim(func.coalesce(column, "")) != ""
+
+
+def _latest_answer_id(graduate_id):
+    """The id of the latest report with an answered status of the graduate ``graduate_id``."""
+    answered = aliased(ProgressReport)
+    return (select(func.max(answered.id))
+            .where(answered.graduate_id == graduate_id, answered.employment_status.is_not(None))
+            .scalar_subquery())
+
+
+def _latest_answers(session: Session, scope: Scope):
+    """Each in-scope graduate beside their latest answered report (NULLs where there is none).
+
+    Columns: cohort_id, opted_out, employment_status, uses_training_skill, needs_help. Either
+    way it is one index lookup per graduate, whatever the number of reports: PostgreSQL takes a
+    LATERAL join (it would hash every report for the join below); SQLite, which has no LATERAL,
+    looks each report up by the id the correlated subquery found.
+    """
+    graduates = (Graduate.active.is_(True), scope.on(Graduate.cohort_id))
+    if session.get_bind().dialect.name == "postgresql":
+        answered = aliased(ProgressReport)
+        answer = (select(answered.employment_status, answered.uses_training_skill,
+                         answered.needs_help)
+                  .where(answered.graduate_id == Graduate.id,
+                         answered.employment_status.is_not(None))
+                  .order_by(answered.id.desc()).limit(1).lateral("answer"))
+        return (select(Graduate.cohort_id, Graduate.opted_out, answer.c.employment_status,
+                       answer.c.uses_training_skill, answer.c.needs_help)
+                .outerjoin(answer, true()).where(*graduates).subquery("latest"))
+    latest = (select(Graduate.cohort_id, Graduate.opted_out,
+                     _latest_answer_id(Graduate.id).label("report_id"))
+              .where(*graduates).subquery("latest_id"))
+    return (select(latest.c.cohort_id, latest.c.opted_out, ProgressReport.employment_status,
+                   ProgressReport.uses_training_skill, ProgressReport.needs_help)
+            .select_from(latest)
+            .outerjoin(ProgressReport, ProgressReport.id == latest.c.report_id)
+            .subquery("latest"))
+
+
+def _latest_rounds(scope: Scope):
+    """The latest cohort round (not a graduate's own CEK) of each in-scope cohort."""
+    latest = (select(CheckInRound.cohort_id, func.max(CheckInRound.scheduled_for).label("at"))
+              .where(CheckInRound.trigger != SELF_TRIGGER, scope.on(CheckInRound.cohort_id))
+              .group_by(CheckInRound.cohort_id).subquery("latest_round"))
+    return latest, and_(CheckInRound.cohort_id == latest.c.cohort_id,
+                        CheckInRound.scheduled_for == latest.c.at,
+                        CheckInRound.trigger != SELF_TRIGGER)
+
+
+def cohort_figures(session: Session, scope: Scope) -> dict[int, Figures]:
+    """Figures per cohort in scope (every cohort, even one with no graduates yet)."""
+    figures = {row.id: Figures(label=row.name, cohort_id=row.id,
+                               institution_id=row.institution_id)
+               for row in session.execute(
+                   select(Cohort.id, Cohort.name, Cohort.institution_id)
+                   .where(scope.on(Cohort.id)).order_by(Cohort.name))}
+    latest = _latest_answers(session, scope)
+    status, skill = latest.c.employment_status, latest.c.uses_training_skill
+    employed = status == "employed"
+    # One row per cohort with a count per status: no sorting of every graduate's row.
+    for cohort_id, total, out, *by_status, uses, other, helped in session.execute(
+            select(latest.c.cohort_id, func.count(), count_if(latest.c.opted_out.is_(True)),
+                   *(count_if(status == s) for s in EMPLOYMENT_STATUSES),
+                   count_if(and_(employed, skill.is_(True))),
+                   count_if(and_(employed, skill.is_(False))),
+                   count_if(_help_given(latest.c.needs_help)))
+            .group_by(latest.c.cohort_id)):
+        f = figures.get(cohort_id)
+        if f is None:
+            continue
+        f.graduates, f.opted_out, f.uses_skill, f.other_skill, f.needs_help = \
+            total, out, uses, other, helped
+        f.statuses.update(zip(EMPLOYMENT_STATUSES, by_status, strict=True))
+        f.statuses["unknown"] = total - sum(by_status)
+    rounds, on_latest = _latest_rounds(scope)
+    for cohort_id, at, prompted, responded, silent in session.execute(
+            select(CheckInRound.cohort_id, CheckInRound.scheduled_for,
+                   func.count(ProgressReport.id), func.count(ProgressReport.responded_at),
+                   count_if(and_(ProgressReport.responded_at.is_(None),
+                                 Graduate.opted_out.is_(False), Graduate.active.is_(True))))
+            .select_from(CheckInRound).join(rounds, on_latest)
+            .join(ProgressReport, ProgressReport.round_id == CheckInRound.id)
+            .join(Graduate, Graduate.id == ProgressReport.graduate_id)
+            .group_by(CheckInRound.cohort_id, CheckInRound.scheduled_for)):
+        if cohort_id in figures:
+            f = figures[cohort_id]
+            f.round_at, f.prompted, f.responded, f.silent = at, prompted, responded, silent
+    return figures
+
+
+@dataclass
+class RoundFigures:
+    rates: list[tuple[date, int, int]]  # (local day, prompted, responded), oldest first
+    ratings: list[tuple[int, int, float | None, int]]  # (year, month, average, ratings)
+
+
+def round_figures(session: Session, scope: Scope) -> RoundFigures:
+    """Response rates of the last ``ROUNDS_SHOWN`` round days and ratings per month.
+
+    One pass over the reports of the rounds since then, summed per round (in round id order,
+    which needs no sorting of the reports) and then per round time.
+    """
+    times = session.scalars(
+        select(CheckInRound.scheduled_for).distinct()
+        .where(CheckInRound.trigger != SELF_TRIGGER, scope.on(CheckInRound.cohort_id))
+        .order_by(CheckInRound.scheduled_for.desc()).limit(200)).all()
+    days: list[date] = []
+    since = utcnow() - timedelta(days=31 * RATING_MONTHS)
+    for moment in times:
+        day = local(moment).date()
+        if day not in days:
+            if len(days) == ROUNDS_SHOWN:
+                break
+            days.append(day)
+        since = min(since, moment)
+    per_round = (
+        select(CheckInRound.scheduled_for.label("at"),
+               (CheckInRound.trigger == SELF_TRIGGER).label("own"),
+               func.count(ProgressReport.id).label("prompted"),
+               func.count(ProgressReport.responded_at).label("responded"),
+               func.sum(ProgressReport.skill_rating).label("rating_sum"),
+               func.count(ProgressReport.skill_rating).label("ratings"))
+        .join(ProgressReport, ProgressReport.round_id == CheckInRound.id)
+        .where(scope.on(CheckInRound.cohort_id), CheckInRound.scheduled_for >= since)
+        .group_by(CheckInRound.id, CheckInRound.scheduled_for, CheckInRound.trigger)
+        .subquery("per_round"))
+    rates: dict[date, list[int]] = {day: [0, 0] for day in days}
+    months: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0])
+    for at, own, prompted, responded, rating_sum, ratings in session.execute(
+            select(per_round.c.at, per_round.c.own, func.sum(per_round.c.prompted),
+                   func.sum(per_round.c.responded), func.sum(per_round.c.rating_sum),
+                   func.sum(per_round.c.ratings))
+            .group_by(per_round.c.at, per_round.c.own)):
+        moment = local(at)
+        if not own and moment.date() in rates:
+            rates[moment.date()][0] += int(prompted or 0)
+            rates[moment.date()][1] += int(responded or 0)
+        if ratings and at >= utcnow() - timedelta(days=31 * RATING_MONTHS):
+            months[(moment.year, moment.month)][0] += int(rating_sum or 0)
+            months[(moment.year, moment.month)][1] += int(ratings)
+    return RoundFigures([(day, *rates[day]) for day in sorted(days)], _months(months))
+
+
+def _months(sums: dict[tuple[int, int], list[int]]) -> list[tuple[int, int, float | None, int]]:
+    """Every month from the first to the last with ratings (None where a month has none)."""
+    if not sums:
+        return []
+    year, month = min(sums)
+    last = max(sums)
+    months = []
+    while (year, month) <= last:
+        total, count = sums.get((year, month), (0, 0))
+        months.append((year, month, total / count if count else None, count))
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return months[-RATING_MONTHS:]
+
+
+def needs_help_list(session: Session, scope: Scope) -> list:
+    """The newest help requests that are their graduate's latest answer (newest report first).
+
+    Read from the newest report backwards until ``LIST_LIMIT`` are found, so it does not depend
+    on how many reports there are.
+    """
+    said = func.coalesce(ProgressReport.completed_at, ProgressReport.responded_at,
+                         ProgressReport.created_at)
+    return session.execute(
+        select(Graduate.id, Graduate.name, Graduate.phone, Graduate.opted_out,
+               Cohort.name.label("cohort"), ProgressReport.needs_help, said.label("said_at"))
+        .select_from(ProgressReport)
+        .join(Graduate, Graduate.id == ProgressReport.graduate_id)
+        .join(Cohort, Cohort.id == Graduate.cohort_id)
+        .where(_help_given(), ProgressReport.employment_status.is_not(None),
+               ProgressReport.id == _latest_answer_id(ProgressReport.graduate_id),
+               Graduate.active.is_(True), scope.on(Graduate.cohort_id))
+        .order_by(ProgressReport.id.desc()).limit(LIST_LIMIT)).all()
+
+
+def not_answered_list(session: Session, scope: Scope) -> list:
+    rounds, on_latest = _latest_rounds(scope)
+    return session.execute(
+        select(Graduate.id, Graduate.name, Graduate.phone, Cohort.name.label("cohort"),
+               CheckInRound.scheduled_for, ProgressReport.reminded_at)
+        .select_from(CheckInRound).join(rounds, on_latest)
+        .join(ProgressReport, ProgressReport.round_id == CheckInRound.id)
+        .join(Graduate, Graduate.id == ProgressReport.graduate_id)
+        .join(Cohort, Cohort.id == CheckInRound.cohort_id)
+        .where(ProgressReport.responded_at.is_(None), Graduate.opted_out.is_(False),
+               Graduate.active.is_(True))
+        .order_by(Cohort.name, Graduate.name, Graduate.id).limit(LIST_LIMIT)).all()
+
+
+def opted_out_list(session: Session, scope: Scope) -> list:
+    return session.execute(
+        select(Graduate.id, Graduate.name, Graduate.phone, Cohort.name.label("cohort"),
+               Graduate.opted_out_at)
+        .join(Cohort, Cohort.id == Graduate.cohort_id)
+        .where(Graduate.opted_out.is_(True), Graduate.active.is_(True),
+               scope.on(Graduate.cohort_id))
+        .order_by(Graduate.opted_out_at.desc().nulls_last(), Graduate.id)
+        .limit(LIST_LIMIT)).all()
+
+
+# --- charts ---------------------------------------------------------------------------------
+
+def _status_segments(f: Figures) -> list[Segment]:
+    return [Segment(t(f"graduate.statuses.{s}"), f.statuses[s], STATUS_COLORS[s])
+            for s in STATUSES]
+
+
+def charts(total: Figures, per_cohort: list[Figures], rounds: RoundFigures) -> dict:
+    share = t("dashboard.share_of")
+    made = {
+        "rates": bar_chart(
+            [Bar(label=f"{day.day} {month_name(day.month, short=True)}",
+                 value=responded / prompted * 100 if prompted else 0,
+                 text=percent(responded, prompted),
+                 title=t("dashboard.rate_title", day=day_label(day), responded=responded,
+                         prompted=prompted, rate=percent(responded, prompted)))
+             for day, prompted, responded in rounds.rates],
+            title=t("dashboard.chart_rates"), max_value=100, empty=t("dashboard.no_rounds")),
+        "statuses": stacked_bars([(total.label, _status_segments(total))],
+                                 title=t("dashboard.chart_statuses"), percent_of=share,
+                                 empty=t("dashboard.no_graduates"), width=420),
+        "skill": stacked_bars(
+            [(total.label, [
+                Segment(t("dashboard.uses_skill"), total.uses_skill, "#128c7e"),
+                Segment(t("dashboard.other_skill"), total.other_skill, "#d68910"),
+                Segment(t("dashboard.skill_unknown"),
+                        total.statuses["employed"] - total.uses_skill - total.other_skill,
+                        "#b8c2bf")])],
+            title=t("dashboard.chart_skill"), percent_of=share,
+            empty=t("dashboard.no_employed"), width=420),
+        "ratings": line_chart(
+            [Point(label=f"{month_name(month, short=True)} {year}", value=avg,
+                   title=t("dashboard.rating_title", month=f"{month_name(month)} {year}",
+                           average=f"{avg:.1f}" if avg is not None else "–", count=count))
+             for year, month, avg, count in rounds.ratings],
+            title=t("dashboard.chart_ratings"), y_min=1, y_max=5,
+            empty=t("dashboard.no_ratings")),
+        "by_cohort": None,
+    }
+    shown = [f for f in per_cohort if f.graduates]
+    if 1 < len(shown) <= PER_COHORT_CHART_MAX:
+        made["by_cohort"] = stacked_bars([(f.label, _status_segments(f)) for f in shown],
+                                         title=t("dashboard.chart_by_cohort"),
+                                         percent_of=share, legend=False, width=640)
+    return made
+
+
+# --- the page -------------------------------------------------------------------------------
+
+def roll_up(per_cohort: dict[int, Figures],
+            names: dict[int, str]) -> tuple[Figures, list[Figures]]:
+    """The overall figures and one row per institution, added up from the cohorts' figures."""
+    total = Figures(label=t("dashboard.all"))
+    institutions: dict[int, Figures] = {}
+    for f in per_cohort.values():
+        institution = institutions.setdefault(f.institution_id, Figures(
+            label=names.get(f.institution_id, "?"), institution_id=f.institution_id))
+        institution.add(f)
+        total.add(f)
+    return total, sorted(institutions.values(), key=lambda f: f.label)
+
+
+def _scope(session: Session) -> Scope:
+    """The filter from ``?institution=`` / ``?cohort=``; a viewer is kept to their institution."""
+    own = current_user.scope_institution_id
+    cohort_id = request.args.get("cohort", type=int)
+    institution_id = request.args.get("institution", type=int)
+    if cohort_id:
+        cohort = cohort_or_404(session, cohort_id)
+        return Scope(cohort.institution_id, cohort.id)
+    if institution_id:
+        if (own is not None and institution_id != own) or \
+                session.get(Institution, institution_id) is None:
+            abort(404)
+        return Scope(institution_id)
+    return Scope(own)
 
 
 @bp.get("/dashboard")
 @login_required
 def dashboard():
+    """Figures, charts and lists for everything visible, one institution or one cohort."""
     with get_db().read_session() as session:
-        cohorts = visible_cohorts(session)
-        return render_template("staff/dashboard.html", cohorts=cohorts)
+        scope = _scope(session)
+        own = current_user.scope_institution_id
+        institutions = session.execute(
+            select(Institution.id, Institution.name)
+            .where(Institution.id == own if own is not None else Institution.id.is_not(None))
+            .order_by(Institution.name)).all()
+        names = dict(institutions)
+        cohort_options: dict[int, list] = defaultdict(list)
+        for row in session.execute(select(Cohort.id, Cohort.name, Cohort.institution_id)
+                                   .where(Cohort.institution_id.in_(list(names)))
+                                   .order_by(Cohort.name)):
+            cohort_options[row.institution_id].append(row)
+        per_cohort = cohort_figures(session, scope)
+        total, institution_rows = roll_up(per_cohort, names)
+        if scope.cohort_id is not None:
+            total.label = per_cohort[scope.cohort_id].label
+        elif scope.institution_id is not None:
+            total.label = names.get(scope.institution_id, total.label)
+        cohort_rows = sorted(per_cohort.values(),
+                             key=lambda f: (names.get(f.institution_id, ""), f.label))
+        help_rows = needs_help_list(session, scope)
+        silent_rows = not_answered_list(session, scope)
+        out_rows = opted_out_list(session, scope)
+        made = charts(total, cohort_rows, round_figures(session, scope))
+        return render_template(
+            "staff/dashboard.html", scope=scope, institutions=institutions,
+            cohort_options=cohort_options, total=total,
+            institution_rows=institution_rows,
+            cohort_rows=cohort_rows if len(cohort_rows) <= COHORT_ROWS_MAX else [],
+            too_many_cohorts=len(cohort_rows) > COHORT_ROWS_MAX, charts=made,
+            help_rows=help_rows, silent_rows=silent_rows, out_rows=out_rows,
+            list_limit=LIST_LIMIT, percent=percent, when=when, short_date=short_date,
+            local=local)

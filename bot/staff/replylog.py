@@ -1,15 +1,285 @@
-"""nav.log page (being built)."""
+"""The reply log: every message, newest first, searched and filtered, and exported as shown.
+
+Filters come from the query string (institution, cohort, direction, status, text, local dates,
+needs-help) and go through ``bot.exports.filter_messages``, so the page and its CSV/XLSX export
+select the same rows. Paging is by keyset on the message id (``?before_id=`` older,
+``?after_id=`` newer, 50 a page): no OFFSET and no count of the whole table, so a search stays
+fast on a few hundred thousand messages. A viewer sees only their institution's cohorts; a cohort
+or institution outside the scope is a 404.
+"""
 
 from __future__ import annotations
 
-from flask import render_template_string
-from flask_login import login_required
+import tempfile
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
 
+from flask import abort, render_template, request, send_file, url_for
+from flask_login import current_user, login_required
+from sqlalchemy import func, select
+from werkzeug.routing import BuildError
+
+from bot import get_db, get_settings
+from bot.exports import export, filter_messages, needs_help_ids
+from bot.models import (
+    INBOUND,
+    MSG_DELIVERED,
+    MSG_FAILED,
+    MSG_PENDING,
+    MSG_QUEUED,
+    MSG_READ,
+    MSG_RECEIVED,
+    MSG_SENDING,
+    MSG_SENT,
+    MSG_SUPPRESSED,
+    MSG_UNDELIVERED,
+    OUTBOUND,
+    Cohort,
+    Graduate,
+    Institution,
+    Message,
+    ProgressReport,
+)
 from bot.staff import bp
+from bot.staff.auth import cohort_or_404, scoped_cohort_ids
+from bot.staff.i18n import t
+
+PAGE_SIZE = 50
+DIRECTIONS = (INBOUND, OUTBOUND)
+STATUSES = (MSG_RECEIVED, MSG_PENDING, MSG_SENDING, MSG_QUEUED, MSG_SENT, MSG_DELIVERED,
+            MSG_READ, MSG_UNDELIVERED, MSG_FAILED, MSG_SUPPRESSED)
+MAX_TEXT = 200
+MAX_ID = 2**31 - 1  # ids are 32-bit integers; a larger number in a URL is no object at all
+MIMETYPES = {"csv": "text/csv",
+             "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+# Until the graduate page and the cohort timeline are registered, links use their planned paths.
+_PLANNED_PATHS = {"staff.graduate": "/staff/graduates/{graduate_id}",
+                  "staff.timeline": "/staff/cohorts/{cohort_id}"}
+
+
+def console_link(endpoint: str, **values: Any) -> str:
+    """``url_for`` for a console page that may not be registered yet (its planned path then)."""
+    try:
+        return url_for(endpoint, **values)
+    except BuildError:
+        return _PLANNED_PATHS[endpoint].format(**values)
+
+
+def cohort_choices(session) -> list[Any]:
+    """The cohorts the current user may see, as rows (id, name, skill, institution_id,
+    institution), by institution and name: one query, for filters and labels."""
+    stmt = (select(Cohort.id, Cohort.name, Cohort.skill, Cohort.institution_id,
+                   Institution.name.label("institution"))
+            .join(Institution, Cohort.institution_id == Institution.id)
+            .order_by(Institution.name, Cohort.name, Cohort.id))
+    if current_user.scope_institution_id is not None:
+        stmt = stmt.where(Cohort.institution_id == current_user.scope_institution_id)
+    return list(session.execute(stmt))
+
+
+@dataclass
+class LogFilters:
+    """The reply log's filters as the form shows them, and as ``filter_messages`` takes them."""
+
+    institution_id: int | None = None
+    cohort_id: int | None = None
+    direction: str = ""
+    status: str = ""
+    text: str = ""
+    date_from: date | None = None
+    date_to: date | None = None
+    needs_help: bool = False
+
+    def query_args(self) -> dict[str, Any]:
+        """The filters as query-string arguments (for paging and export links)."""
+        args = {"institution_id": self.institution_id, "cohort_id": self.cohort_id,
+                "direction": self.direction, "status": self.status, "q": self.text,
+                "from": self.date_from.isoformat() if self.date_from else None,
+                "to": self.date_to.isoformat() if self.date_to else None,
+                "needs_help": "1" if self.needs_help else None}
+        return {k: v for k, v in args.items() if v not in (None, "")}
+
+    def for_export(self, session) -> dict[str, Any]:
+        """The filters for ``bot.exports``: the viewer's scope added, local dates as times."""
+        zone = get_settings().tz
+        f: dict[str, Any] = {}
+        scope = scoped_cohort_ids(session)
+        if self.cohort_id is not None:
+            f["cohort_id"] = [self.cohort_id]
+        elif scope is not None:
+            f["cohort_id"] = list(scope)
+        if self.institution_id is not None:
+            f["institution_id"] = self.institution_id
+        if self.date_from:
+            f["since"] = datetime.combine(self.date_from, time(), tzinfo=zone)
+        if self.date_to:
+            until = datetime.combine(self.date_to + timedelta(days=1), time(), tzinfo=zone)
+            if until <= datetime.now(zone):  # a bound in the future excludes nothing
+                f["until"] = until
+        for key in ("direction", "status", "text"):
+            if getattr(self, key):
+                f[key] = getattr(self, key)
+        if self.needs_help:
+            f["needs_help"] = True
+        return f
+
+
+def int_arg(name: str) -> int | None:
+    """An id from the query string; None when absent, 404 when it cannot be an id."""
+    value = (request.args.get(name) or "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) > MAX_ID:
+        abort(404)
+    return int(value)
+
+
+def _date_arg(name: str, errors: list[str]) -> date | None:
+    value = (request.args.get(name) or "").strip()
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        errors.append(t("replylog.bad_date", value=value))
+        return None
+
+
+def read_filters(session) -> tuple[LogFilters, list[str]]:
+    """The filters of this request, checked against the user's scope (404 outside it)."""
+    errors: list[str] = []
+    f = LogFilters(institution_id=int_arg("institution_id"), cohort_id=int_arg("cohort_id"))
+    if f.cohort_id is not None:
+        cohort = cohort_or_404(session, f.cohort_id)
+        if f.institution_id is not None and cohort.institution_id != f.institution_id:
+            errors.append(t("replylog.cohort_not_in_institution"))
+    if f.institution_id is not None:
+        scope = current_user.scope_institution_id
+        if session.get(Institution, f.institution_id) is None or (
+                scope is not None and scope != f.institution_id):
+            abort(404)
+    direction = request.args.get("direction", "")
+    f.direction = direction if direction in DIRECTIONS else ""
+    status = request.args.get("status", "")
+    f.status = status if status in STATUSES else ""
+    f.text = " ".join((request.args.get("q") or "").split())[:MAX_TEXT]
+    f.date_from = _date_arg("from", errors)
+    f.date_to = _date_arg("to", errors)
+    if f.date_from and f.date_to and f.date_to < f.date_from:
+        errors.append(t("replylog.dates_reversed"))
+        f.date_from, f.date_to = f.date_to, f.date_from
+    f.needs_help = request.args.get("needs_help") in ("1", "on", "true")
+    return f, errors
+
+
+def _page(session, filters: LogFilters) -> tuple[list[Any], bool, bool]:
+    """One page of messages newest first; whether older and newer pages exist.
+
+    Two steps: the ids of the page (a narrow query the database can answer from an index),
+    then those rows' columns.
+    """
+    before_id, after_id = int_arg("before_id"), int_arg("after_id")
+    wanted = filters.for_export(session)
+    if wanted.get("needs_help"):
+        wanted["needs_help"] = needs_help_ids(session)
+    ids = filter_messages(select(Message.id), wanted)
+    if after_id is not None and before_id is None:
+        found = list(session.scalars(ids.where(Message.id > after_id)
+                                     .order_by(Message.id.asc()).limit(PAGE_SIZE + 1)))
+        has_older, has_newer = True, len(found) > PAGE_SIZE
+    else:
+        if before_id is not None:
+            ids = ids.where(Message.id < before_id)
+        found = list(session.scalars(ids.order_by(Message.id.desc()).limit(PAGE_SIZE + 1)))
+        has_older, has_newer = len(found) > PAGE_SIZE, before_id is not None
+    page = found[:PAGE_SIZE]
+    if not page:
+        return [], False, has_newer
+    messages = session.execute(
+        select(Message.id, Message.created_at, Message.direction, Message.kind, Message.body,
+               Message.media_url, Message.media_type, Message.status, Message.error_code,
+               Message.phone, Message.graduate_id, Message.cohort_id)
+        .where(Message.id.in_(page)).order_by(Message.id.desc())).all()
+    return messages, has_older, has_newer
+
+
+def _rows(session, messages: list[Any], cohorts: dict[int, Any]) -> list[dict[str, Any]]:
+    zone = get_settings().tz
+    graduate_ids = {m.graduate_id for m in messages if m.graduate_id is not None}
+    names: dict[int, str] = {}
+    help_notes: dict[int, str] = {}
+    if graduate_ids:
+        names = dict(session.execute(select(Graduate.id, Graduate.name)
+                                     .where(Graduate.id.in_(graduate_ids))).all())
+        latest = (select(func.max(ProgressReport.id))
+                  .where(ProgressReport.graduate_id.in_(graduate_ids))
+                  .group_by(ProgressReport.graduate_id))
+        help_notes = {gid: note for gid, note in session.execute(
+            select(ProgressReport.graduate_id, ProgressReport.needs_help)
+            .where(ProgressReport.id.in_(latest))).all() if (note or "").strip()}
+    rows = []
+    for m in messages:
+        cohort = cohorts.get(m.cohort_id)
+        rows.append({
+            "id": m.id, "at": m.created_at.astimezone(zone), "direction": m.direction,
+            "kind": m.kind, "body": m.body,
+            # Only web addresses become links (never javascript: or data: URLs).
+            "media_url": m.media_url if (m.media_url or "").startswith(("https://", "http://"))
+            else None,
+            "media_type": m.media_type, "status": m.status, "error_code": m.error_code,
+            "phone": m.phone, "graduate_id": m.graduate_id,
+            "graduate": names.get(m.graduate_id), "help": help_notes.get(m.graduate_id),
+            "graduate_url": (console_link("staff.graduate", graduate_id=m.graduate_id)
+                             if m.graduate_id is not None else None),
+            "cohort": cohort,
+            "cohort_url": (console_link("staff.timeline", cohort_id=m.cohort_id)
+                           if cohort is not None else None),
+        })
+    return rows
 
 
 @bp.get("/log")
 @login_required
 def log():
-    return render_template_string('{% extends "staff/base.html" %}{% block content %}'
-                                  '<h1>{{ t("nav.log") }}</h1>{% endblock %}')
+    """The reply log: filters, one page of messages, links to older and newer pages."""
+    with get_db().read_session() as session:
+        filters, errors = read_filters(session)
+        cohorts = cohort_choices(session)
+        messages, has_older, has_newer = _page(session, filters)
+        rows = _rows(session, messages, {c.id: c for c in cohorts})
+        institutions = sorted({(c.institution_id, c.institution) for c in cohorts},
+                              key=lambda i: i[1])
+        args = filters.query_args()
+        labels = {key: t(f"replylog.{key}") for key in
+                  [f"direction_{d}" for d in DIRECTIONS] + [f"status_{s}" for s in STATUSES]}
+        return render_template(
+            "staff/replylog.html", rows=rows, filters=filters, errors=errors, cohorts=cohorts,
+            institutions=institutions, directions=DIRECTIONS, statuses=STATUSES, labels=labels,
+            older_url=url_for("staff.log", **args, before_id=rows[-1]["id"])
+            if has_older and rows else None,
+            newer_url=url_for("staff.log", **args, after_id=rows[0]["id"])
+            if has_newer and rows else None,
+            newest_url=url_for("staff.log", **args)
+            if request.args.get("before_id") or request.args.get("after_id") else None,
+            export_csv=url_for("staff.log_export", fmt="csv", **args),
+            export_xlsx=url_for("staff.log_export", fmt="xlsx", **args))
+
+
+@bp.get("/log/export.<any(csv, xlsx):fmt>")
+@login_required
+def log_export(fmt: str):
+    """The filtered reply log as a CSV or XLSX download (audited as ``export``)."""
+    stamp = datetime.now(get_settings().tz).strftime("%Y%m%d-%H%M")
+    name = f"kabar-balasan-{stamp}.{fmt}"
+    with tempfile.TemporaryDirectory(prefix="kabar-log-") as folder:
+        path = Path(folder) / name
+        with get_db().read_session() as session:
+            filters, _errors = read_filters(session)
+            export(session, "messages", fmt, path, actor=current_user.name,
+                   filters=filters.for_export(session), tz=get_settings().tz)
+        # Opened before the folder goes: the open file outlives its name (POSIX).
+        handle = path.open("rb")
+    return send_file(handle, mimetype=MIMETYPES[fmt], as_attachment=True, download_name=name,
+                     max_age=0)
