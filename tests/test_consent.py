@@ -16,8 +16,8 @@ from bot.broadcasts import JobDraft, create_announcement, create_job_broadcast
 from bot.catalog import text
 from bot.checkins import send_reminders, start_round
 from bot.db import Database
-from bot.inbox import handle_waiting
 from bot.dispatcher import Dispatcher
+from bot.inbox import handle_waiting
 from bot.models import (
     CONSENT_BLOCKED,
     CONSENT_OPT_IN,
