@@ -62,6 +62,7 @@ def test_unknown_section_is_refused(tmp_path):
     ("[scheduler]\nquiet_hours = '9pm-7am'\n", "scheduler.quiet_hours"),
     ("[scheduler]\ndefault_checkin = 'every month'\n", "scheduler.default_checkin"),
     ("[dispatch]\nmax_attempts = 'five'\n", "dispatch.max_attempts"),
+    ("[dispatch]\nclaim_lease_seconds = 0\n", "dispatch.claim_lease_seconds"),
     ("[twilio]\nvalidate_signatures = 'maybe'\n", "twilio.validate_signatures"),
     ("[twilio.templates]\ncheckin = 'abc'\n", "twilio.templates.checkin"),
     ("[twilio.templates]\nbirthday = 'HX1'\n", "twilio.templates.birthday"),

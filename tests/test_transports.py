@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -126,6 +127,7 @@ def test_twilio_dropped_connection_is_retryable_without_code(twilio_settings, tw
     result = transport.send(_request())  # the same transport works again afterwards
 
     assert error.retryable and error.code is None and error.http_status is None
+    assert error.maybe_sent  # the request went out: only Twilio's list can tell
     assert [m["sid"] for m in twilio_fake.accepted] == [result.sid]
 
 
@@ -135,7 +137,7 @@ def test_twilio_fake_can_lose_the_answer_after_accepting(twilio_settings, twilio
     error = _send_error(TwilioTransport(twilio_settings), _request())
 
     # The sender cannot tell this from a refused request: Twilio has the message anyway.
-    assert error.retryable
+    assert error.retryable and error.maybe_sent
     assert [m["to"] for m in twilio_fake.accepted] == ["whatsapp:+6281200000001"]
     assert twilio_fake.requests[-1]["answer"] == "dropped"
 
@@ -145,7 +147,7 @@ def test_twilio_timeout_is_retryable(twilio_settings, twilio_fake):
 
     error = _send_error(TwilioTransport(twilio_settings, timeout=0.2), _request())
 
-    assert error.retryable and error.code is None
+    assert error.retryable and error.code is None and error.maybe_sent
 
 
 def test_twilio_refused_connection_is_retryable(twilio_settings, twilio_fake):
@@ -156,6 +158,7 @@ def test_twilio_refused_connection_is_retryable(twilio_settings, twilio_fake):
     error = _send_error(TwilioTransport(settings), _request())
 
     assert error.retryable and error.code is None
+    assert not error.maybe_sent  # never connected: sent again without looking it up
 
 
 def test_twilio_fake_refuses_a_message_without_body_like_twilio(twilio_settings, twilio_fake):
@@ -180,6 +183,64 @@ def test_twilio_fake_lists_accepted_messages_through_the_sdk(twilio_settings, tw
 
     assert [m.sid for m in listed] == [third.sid, first.sid]  # newest first, over two pages
     assert listed[0].body == "Lagi"
+
+
+def test_twilio_error_answers_are_definite(twilio_settings, twilio_fake):
+    twilio_fake.fail_next(1, http_status=429, code=20429)
+    twilio_fake.fail_next(1, http_status=503, code=20503)
+    transport = TwilioTransport(twilio_settings)
+
+    errors = [_send_error(transport, _request()) for _ in range(2)]
+
+    assert [(e.retryable, e.maybe_sent) for e in errors] == [(True, False), (True, False)]
+
+
+def test_twilio_find_sent_finds_the_message_by_recipient_and_body(twilio_settings, twilio_fake):
+    transport = TwilioTransport(twilio_settings)
+    since = datetime.now(UTC)
+    transport.send(_request(to="+6281200000002"))  # someone else
+    transport.send(_request(body="Pesan lain"))  # another text to the same number
+    sent = transport.send(_request())
+
+    found = transport.find_sent(_request(), since)
+
+    assert (found.sid, found.status) == (sent.sid, "queued")
+    assert transport.find_sent(_request(body="Belum dikirim"), since) is None
+    assert transport.find_sent(_request(to="+6281200000009"), since) is None
+    assert transport.find_sent(_request(), since, exclude={sent.sid}) is None
+    later = since + timedelta(minutes=5)  # created before the attempt in doubt: not ours
+    assert transport.find_sent(_request(), later) is None
+    [listing] = [r for r in twilio_fake.requests if r["method"] == "GET"][:1]
+    assert listing["query"]["To"] == "whatsapp:+6281200000001"
+
+
+def test_twilio_find_sent_takes_the_oldest_match_and_matches_templates_without_body(
+        twilio_settings, twilio_fake):
+    transport = TwilioTransport(twilio_settings)
+    since = datetime.now(UTC)
+    template = _request(content_sid=CHECKIN_TEMPLATE, content_variables={"1": "Siti"})
+    first = transport.send(template)
+    second = transport.send(template)
+
+    assert transport.find_sent(template, since).sid == first.sid
+    assert transport.find_sent(template, since, exclude={first.sid}).sid == second.sid
+
+
+def test_twilio_find_sent_cannot_ask_an_unreachable_twilio(twilio_settings, twilio_fake):
+    transport = TwilioTransport(twilio_settings)
+    twilio_fake.stop()
+
+    with pytest.raises(TransportError) as info:
+        transport.find_sent(_request(), datetime.now(UTC))
+
+    assert info.value.retryable
+
+
+def test_simulator_and_console_have_no_record_to_find():
+    since = datetime.now(UTC)
+
+    assert SimulatorTransport().find_sent(_request(), since) is None
+    assert ConsoleTransport(io.StringIO()).find_sent(_request(), since) is None
 
 
 # --- choosing what is sent ------------------------------------------------------------------
