@@ -51,6 +51,8 @@ def main(click_ctx: click.Context, config_path: str | None, verbose: bool) -> No
     if not verbose:
         # Alembic announces every plugin and step at INFO; the command prints its own result.
         logging.getLogger("alembic").setLevel(logging.WARNING)
+        # The twilio SDK logs every request and its headers at INFO.
+        logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
     click_ctx.obj = Context(config_path)
 
 
