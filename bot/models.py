@@ -241,8 +241,10 @@ class Message(Base):
     __tablename__ = "messages"
     __table_args__ = (
         Index("ix_messages_outbox", "status", "next_attempt_at"),
-        Index("ix_messages_graduate_created", "graduate_id", "created_at"),
+        # Pages page by id (keyset): a graduate's history, a cohort's timeline, the reply log.
+        Index("ix_messages_graduate_id", "graduate_id", "id"),
         Index("ix_messages_cohort_created", "cohort_id", "id"),
+        Index("ix_messages_created_at", "created_at"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     direction: Mapped[str] = mapped_column(String(3))
@@ -374,6 +376,7 @@ class AuditLog(Base):
     """Who did what, when: broadcasts, exports, imports, changes."""
 
     __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_action_id", "action", "id"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     actor: Mapped[str] = mapped_column(String(200))
     action: Mapped[str] = mapped_column(String(64))
