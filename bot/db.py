@@ -9,7 +9,7 @@ this; there the outbox is claimed with ``FOR UPDATE SKIP LOCKED``.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
@@ -47,6 +47,19 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
 
+@contextmanager
+def _transaction(factory: sessionmaker) -> Iterator[Session]:
+    session = factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
@@ -61,34 +74,16 @@ class Database:
         self.read_sessions = sessionmaker(
             self.engine.execution_options(kabar_readonly=True), expire_on_commit=False)
 
-    @contextmanager
-    def session(self) -> Iterator[Session]:
+    def session(self) -> AbstractContextManager[Session]:
         """A session that commits when the block ends cleanly and rolls back otherwise."""
-        session = self.sessions()
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
+        return _transaction(self.sessions)
 
-    @contextmanager
-    def read_session(self) -> Iterator[Session]:
-        """A session for reading only (exports, pages): on SQLite it holds no writer lock.
+    def read_session(self) -> AbstractContextManager[Session]:
+        """A session for reading (exports, pages): on SQLite it holds no writer lock.
 
         Anything it writes (an audit entry) is committed, with the lock taken on first write.
         """
-        session = self.read_sessions()
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
+        return _transaction(self.read_sessions)
 
     def create_all(self) -> None:
         """Create every table directly (tests); deployments use ``kabar db upgrade``."""

@@ -30,6 +30,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -179,9 +180,17 @@ class ProgressReport(Base):
     """A graduate's answers to one round: interpreted values beside the raw text."""
 
     __tablename__ = "progress_reports"
-    __table_args__ = (UniqueConstraint("round_id", "graduate_id"),)
+    __table_args__ = (
+        UniqueConstraint("round_id", "graduate_id"),
+        # Each graduate's latest answered report (dashboard, job targeting by status).
+        Index("ix_progress_reports_answered", "graduate_id", "id",
+              sqlite_where=text("employment_status IS NOT NULL"),
+              postgresql_where=text("employment_status IS NOT NULL")),
+        # Response rates and ratings per round.
+        Index("ix_progress_reports_round_answers", "round_id", "responded_at", "skill_rating"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
-    round_id: Mapped[int] = mapped_column(ForeignKey("checkin_rounds.id"), index=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("checkin_rounds.id"))
     graduate_id: Mapped[int] = mapped_column(ForeignKey("graduates.id"), index=True)
     status: Mapped[str] = mapped_column(String(16), default=REPORT_OPEN)
     employment_status: Mapped[str | None] = mapped_column(String(16))
@@ -244,6 +253,7 @@ class Message(Base):
         # Pages page by id (keyset): a graduate's history, a cohort's timeline, the reply log.
         Index("ix_messages_graduate_id", "graduate_id", "id"),
         Index("ix_messages_cohort_created", "cohort_id", "id"),
+        Index("ix_messages_cohort_time", "cohort_id", "created_at", "id"),
         Index("ix_messages_created_at", "created_at"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -25,7 +25,7 @@ from datetime import date, datetime, timedelta
 
 from flask import abort, render_template, request
 from flask_login import current_user, login_required
-from sqlalchemy import and_, func, select, true
+from sqlalchemy import and_, func, or_, select, true
 from sqlalchemy.orm import Session, aliased
 
 from bot import get_db
@@ -103,11 +103,16 @@ class Figures:
         return self.graduates - self.statuses["unknown"]
 
     def add(self, other: Figures) -> None:
-        for name in ("graduates", "opted_out", "uses_skill", "other_skill", "needs_help",
-                     "prompted", "responded", "silent"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        for status in STATUSES:
-            self.statuses[status] += other.statuses[status]
+        self.graduates += other.graduates
+        self.opted_out += other.opted_out
+        self.uses_skill += other.uses_skill
+        self.other_skill += other.other_skill
+        self.needs_help += other.needs_help
+        self.prompted += other.prompted
+        self.responded += other.responded
+        self.silent += other.silent
+        for status, count in other.statuses.items():
+            self.statuses[status] += count
 
 
 def percent(part: int, whole: int) -> str:
@@ -120,9 +125,13 @@ def _help_given(column=ProgressReport.needs_help):
     return func.trim(func.coalesce(column, "")) != ""
 
 
+# The reports a subquery reads beside the outer query's (built once: aliasing costs time).
+_answered = aliased(ProgressReport, name="answered")
+
+
 def _latest_answer_id(graduate_id):
     """The id of the latest report with an answered status of the graduate ``graduate_id``."""
-    answered = aliased(ProgressReport)
+    answered = _answered
     return (select(func.max(answered.id))
             .where(answered.graduate_id == graduate_id, answered.employment_status.is_not(None))
             .scalar_subquery())
@@ -138,7 +147,7 @@ def _latest_answers(session: Session, scope: Scope):
     """
     graduates = (Graduate.active.is_(True), scope.on(Graduate.cohort_id))
     if session.get_bind().dialect.name == "postgresql":
-        answered = aliased(ProgressReport)
+        answered = _answered
         answer = (select(answered.employment_status, answered.uses_training_skill,
                          answered.needs_help)
                   .where(answered.graduate_id == Graduate.id,
@@ -193,18 +202,29 @@ def cohort_figures(session: Session, scope: Scope) -> dict[int, Figures]:
         f.statuses.update(zip(EMPLOYMENT_STATUSES, by_status, strict=True))
         f.statuses["unknown"] = total - sum(by_status)
     rounds, on_latest = _latest_rounds(scope)
-    for cohort_id, at, prompted, responded, silent in session.execute(
+    for cohort_id, at, prompted, responded in session.execute(
             select(CheckInRound.cohort_id, CheckInRound.scheduled_for,
-                   func.count(ProgressReport.id), func.count(ProgressReport.responded_at),
-                   count_if(and_(ProgressReport.responded_at.is_(None),
-                                 Graduate.opted_out.is_(False), Graduate.active.is_(True))))
+                   func.count(ProgressReport.id), func.count(ProgressReport.responded_at))
             .select_from(CheckInRound).join(rounds, on_latest)
             .join(ProgressReport, ProgressReport.round_id == CheckInRound.id)
-            .join(Graduate, Graduate.id == ProgressReport.graduate_id)
             .group_by(CheckInRound.cohort_id, CheckInRound.scheduled_for)):
         if cohort_id in figures:
             f = figures[cohort_id]
-            f.round_at, f.prompted, f.responded, f.silent = at, prompted, responded, silent
+            f.round_at, f.prompted, f.responded = at, prompted, responded
+            f.silent = prompted - responded
+    # Nobody calls those who opted out (or left): the few of them are looked up on their own,
+    # rather than every prompted graduate's row.
+    for cohort_id, gone in session.execute(
+            select(CheckInRound.cohort_id, func.count())
+            .select_from(Graduate)
+            .join(ProgressReport, ProgressReport.graduate_id == Graduate.id)
+            .join(CheckInRound, CheckInRound.id == ProgressReport.round_id)
+            .join(rounds, on_latest)
+            .where(or_(Graduate.opted_out.is_(True), Graduate.active.is_(False)),
+                   ProgressReport.responded_at.is_(None))
+            .group_by(CheckInRound.cohort_id)):
+        if cohort_id in figures:
+            figures[cohort_id].silent -= gone
     return figures
 
 
@@ -382,6 +402,23 @@ def roll_up(per_cohort: dict[int, Figures],
     return total, sorted(institutions.values(), key=lambda f: f.label)
 
 
+def _cohort_options(session: Session, institution_ids: list[int],
+                    scope: Scope) -> tuple[dict[int, list], bool]:
+    """Cohorts for the filter, per institution; with very many only the chosen institution's
+    (and True when an institution must be chosen first)."""
+    rows = session.execute(select(Cohort.id, Cohort.name, Cohort.institution_id)
+                           .where(Cohort.institution_id.in_(institution_ids))
+                           .order_by(Cohort.name)).all()
+    choose_first = False
+    if len(rows) > COHORT_ROWS_MAX:
+        rows = [row for row in rows if row.institution_id == scope.institution_id]
+        choose_first = scope.institution_id is None
+    options: dict[int, list] = defaultdict(list)
+    for row in rows:
+        options[row.institution_id].append(row)
+    return options, choose_first
+
+
 def _scope(session: Session) -> Scope:
     """The filter from ``?institution=`` / ``?cohort=``; a viewer is kept to their institution."""
     own = current_user.scope_institution_id
@@ -410,11 +447,7 @@ def dashboard():
             .where(Institution.id == own if own is not None else Institution.id.is_not(None))
             .order_by(Institution.name)).all()
         names = dict(institutions)
-        cohort_options: dict[int, list] = defaultdict(list)
-        for row in session.execute(select(Cohort.id, Cohort.name, Cohort.institution_id)
-                                   .where(Cohort.institution_id.in_(list(names)))
-                                   .order_by(Cohort.name)):
-            cohort_options[row.institution_id].append(row)
+        cohort_options, choose_first = _cohort_options(session, list(names), scope)
         per_cohort = cohort_figures(session, scope)
         total, institution_rows = roll_up(per_cohort, names)
         if scope.cohort_id is not None:
@@ -429,8 +462,8 @@ def dashboard():
         made = charts(total, cohort_rows, round_figures(session, scope))
         return render_template(
             "staff/dashboard.html", scope=scope, institutions=institutions,
-            cohort_options=cohort_options, total=total,
-            institution_rows=institution_rows,
+            cohort_options=cohort_options, choose_institution_first=choose_first,
+            total=total, institution_rows=institution_rows,
             cohort_rows=cohort_rows if len(cohort_rows) <= COHORT_ROWS_MAX else [],
             too_many_cohorts=len(cohort_rows) > COHORT_ROWS_MAX, charts=made,
             help_rows=help_rows, silent_rows=silent_rows, out_rows=out_rows,

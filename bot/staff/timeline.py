@@ -2,7 +2,9 @@
 
 Messages are shown oldest to newest in pages of ``PAGE_SIZE``, ordered by ``(created_at, id)``
 and paged by keyset: ``?before=<message id>`` loads older ones, ``?after=<message id>`` newer
-ones; no OFFSET, so the last page of a cohort with 100,000 messages costs what the first does.
+ones; no OFFSET, so the last page of a cohort with 100,000 messages costs what the first does
+(given an index on ``messages (cohort_id, created_at, id)``; a graduate's history uses
+``ix_messages_graduate_created``).
 The newest page asks ``/staff/cohorts/<id>/poll?after=<id>`` every few seconds for messages that
 arrived since (rendered here, escaped, as HTML in a small JSON answer).
 
