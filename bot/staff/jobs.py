@@ -10,7 +10,6 @@ entries of changes and sends, this module those of exports).
 
 from __future__ import annotations
 
-import re
 import tempfile
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -19,7 +18,7 @@ from pathlib import Path
 
 from flask import abort, flash, jsonify, redirect, render_template, request, send_file, url_for
 from flask_login import current_user, login_required
-from markupsafe import Markup, escape
+from markupsafe import Markup
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
@@ -56,6 +55,7 @@ from bot.models import (
 from bot.staff import bp
 from bot.staff.auth import can_write, scoped_cohort_ids, visible_cohorts
 from bot.staff.i18n import t
+from bot.staff.timeline import wa_format
 
 EXPORT_FORMATS = {"csv": "text/csv; charset=utf-8",
                   "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
@@ -68,10 +68,7 @@ _COUNT_OF = {"pending": "queued", "sending": "queued", "undelivered": "failed"}
 
 def whatsapp_html(text: str) -> Markup:
     """A message as WhatsApp shows it: escaped, with *bold* and _italic_ (for previews)."""
-    html = str(escape(text))
-    html = re.sub(r"(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])", r"<strong>\1</strong>", html)
-    html = re.sub(r"(?<![\w_])_(?=\S)([^_\n]+?)(?<=\S)_(?![\w_])", r"<em>\1</em>", html)
-    return Markup(html)
+    return wa_format(text)
 
 
 def local_time(moment: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
