@@ -21,7 +21,7 @@ from datetime import date, datetime
 from flask import abort, jsonify, render_template, request
 from flask_login import login_required
 from markupsafe import Markup, escape
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import case, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from bot import get_db, get_settings
@@ -200,11 +200,10 @@ def message_page(session: Session, where, before: int | None = None,
         if at is None:
             abort(404)
         if before is not None:
-            query = query.where(or_(Message.created_at < at,
-                                    and_(Message.created_at == at, Message.id < cursor_id)))
+            # A row-value comparison, so the (cohort_id, created_at, id) index bounds it.
+            query = query.where(tuple_(Message.created_at, Message.id) < tuple_(at, cursor_id))
         else:
-            query = query.where(or_(Message.created_at > at,
-                                    and_(Message.created_at == at, Message.id > cursor_id)))
+            query = query.where(tuple_(Message.created_at, Message.id) > tuple_(at, cursor_id))
     if after is not None:  # forward from the cursor
         rows = session.execute(query.order_by(Message.created_at, Message.id)
                                .limit(PAGE_SIZE + 1)).all()
