@@ -39,11 +39,9 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
 
     @app.get("/healthz")
     def healthz():
-        from sqlalchemy import text
+        from bot.inbox import backlog
 
-        with get_db().session() as session:
-            session.execute(text("SELECT 1"))
-        return {"status": "ok"}
+        return {"status": "ok", "inbox_waiting": backlog(get_db().engine)}
 
     return app
 
