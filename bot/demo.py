@@ -30,8 +30,8 @@ from bot.config import TEMPLATE_KINDS, Settings
 from bot.db import Database
 from bot.models import (
     INBOUND,
+    MSG_HANDLED,
     MSG_READ,
-    MSG_RECEIVED,
     OUTBOUND,
     REPORT_COMPLETED,
     REPORT_OPEN,
@@ -276,7 +276,7 @@ class _Chat:
     def inbound(self, graduate: Graduate, body: str, at: datetime) -> None:
         self.session.add(Message(
             direction=INBOUND, graduate_id=graduate.id, cohort_id=self.cohort.id,
-            phone=graduate.phone, kind="inbound", body=body, status=MSG_RECEIVED,
+            phone=graduate.phone, kind="inbound", body=body, status=MSG_HANDLED,
             twilio_sid=self._sid(), created_at=at, updated_at=at))
         graduate.last_inbound_at = at
 

@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Engine, exists, func, select, text
+from sqlalchemy import Engine, exists, func, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -67,7 +67,8 @@ def waiting_ids(session: Session, now: datetime, limit: int) -> list[int]:
     return list(session.scalars(
         select(Message.id).where(Message.status == MSG_RECEIVED,
                                  Message.direction == INBOUND,
-                                 Message.next_attempt_at <= now)
+                                 or_(Message.next_attempt_at.is_(None),
+                                     Message.next_attempt_at <= now))
         .order_by(Message.id).limit(limit)))
 
 

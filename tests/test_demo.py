@@ -179,3 +179,25 @@ def test_demo_serves_the_simulator_and_stops_on_ctrl_c(tmp_path):
     output.append(rest)
     assert proc.returncode == 0, "".join(output)
     assert "stopped." in rest
+
+
+def test_a_graduate_with_sample_history_is_answered_in_the_simulator(app, db, settings):
+    """The sample conversations are history, not waiting work: a new message gets its reply."""
+    from bot.inbox import backlog
+    from bot.models import INBOUND, OUTBOUND, Message
+
+    with db.session() as session:
+        seeded(session, settings)
+    assert backlog(db.engine) == 0
+    with db.session() as session:
+        phone = session.scalar(select(Message.phone).where(Message.direction == INBOUND)
+                               .order_by(Message.id))
+        before = session.scalar(select(func.count()).select_from(Message).where(
+            Message.phone == phone, Message.direction == OUTBOUND))
+    answer = app.test_client().post("/simulator/api/send", json={"phone": phone, "body": "MENU"})
+    assert answer.status_code == 200
+    with db.session() as session:
+        after = session.scalar(select(func.count()).select_from(Message).where(
+            Message.phone == phone, Message.direction == OUTBOUND))
+    assert after == before + 1
+    assert backlog(db.engine) == 0

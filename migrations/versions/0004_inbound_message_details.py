@@ -21,6 +21,9 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('meta', sa.JSON(), nullable=True))
 
     # ### end Alembic commands ###
+    # Before the inbox, the webhook handled each message as it recorded it: those rows are done.
+    op.execute("UPDATE messages SET status = 'handled' "
+               "WHERE direction = 'in' AND status = 'received'")
 
 
 def downgrade() -> None:
