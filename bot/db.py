@@ -8,6 +8,7 @@ this; there the outbox is claimed with ``FOR UPDATE SKIP LOCKED``.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 
@@ -62,6 +63,11 @@ def _transaction(factory: sessionmaker) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def advisory_key(text: str) -> int:
+    """A stable signed 32-bit key for a PostgreSQL advisory lock on ``text`` (a number, a SID)."""
+    return zlib.crc32(text.encode("utf-8")) - 2**31
 
 
 def is_sqlite(engine: Engine) -> bool:

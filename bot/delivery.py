@@ -20,12 +20,12 @@ cannot miss each other; on SQLite every writer is serialised already (``bot.db``
 from __future__ import annotations
 
 import logging
-import zlib
 from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bot.db import advisory_key
 from bot.models import (
     MSG_DELIVERED,
     MSG_FAILED,
@@ -204,5 +204,4 @@ def _lock_sid(session: Session, sid: str) -> None:
     """Serialise the callbacks and the dispatcher on one SID (PostgreSQL; SQLite already is)."""
     if session.get_bind().dialect.name != "postgresql":
         return
-    key = zlib.crc32(sid.encode("utf-8")) - 2**31  # a signed 32-bit integer
-    session.execute(select(func.pg_advisory_xact_lock(_LOCK_NAMESPACE, key)))
+    session.execute(select(func.pg_advisory_xact_lock(_LOCK_NAMESPACE, advisory_key(sid))))

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import random
-import zlib
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
@@ -32,7 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from bot.config import Settings
-from bot.db import Database
+from bot.db import Database, advisory_key
 from bot.models import INBOUND, MSG_ERROR, MSG_HANDLED, MSG_RECEIVED, Message, utcnow
 
 log = logging.getLogger(__name__)
@@ -106,7 +105,7 @@ def _take(session: Session, message_id: int) -> Message | None:
     if message is None:
         return None
     if postgres and not session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"),
-                                       {"k": _phone_key(message.phone)}):
+                                       {"k": advisory_key(message.phone)}):
         return None
     earlier = session.scalar(select(exists().where(
         Message.phone == message.phone, Message.direction == INBOUND,
@@ -126,11 +125,6 @@ def _record_failure(db: Database, message_id: int, exc: Exception, now: datetime
         else:
             pause = RETRY_AFTER * (2 ** (message.attempts - 1))
             message.next_attempt_at = now + pause * (1 + random.random() / 2)
-
-
-def _phone_key(phone: str) -> int:
-    """A stable 32-bit key for the advisory lock of one number."""
-    return zlib.crc32(phone.encode()) - 2**31
 
 
 def backlog(engine: Engine) -> int:

@@ -55,7 +55,7 @@ from bot.models import (
 from bot.staff import bp
 from bot.staff.auth import can_write, scoped_cohort_ids, visible_cohorts
 from bot.staff.i18n import t
-from bot.staff.timeline import wa_format
+from bot.staff.timeline import local, wa_format
 
 EXPORT_FORMATS = {"csv": "text/csv; charset=utf-8",
                   "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
@@ -73,9 +73,7 @@ def whatsapp_html(text: str) -> Markup:
 
 def local_time(moment: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
     """A stored (UTC) time in the app's time zone, for display and exports."""
-    if moment is None:
-        return ""
-    return moment.astimezone(get_settings().tz).strftime(fmt)
+    return "" if moment is None else local(moment).strftime(fmt)
 
 
 def progress_of(session: Session, broadcast: Broadcast, scope: list[int] | None) -> dict:
