@@ -8,11 +8,21 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, current_app
+from werkzeug.routing import IntegerConverter
 
 from bot.config import Settings, load_settings
 from bot.db import Database
 
 log = logging.getLogger("kabar")
+MAX_REQUEST_BYTES = 8 * 1024 * 1024
+MAX_ID = 2**31 - 1
+
+
+class IdConverter(IntegerConverter):
+    """``<int:...>`` in Kabar's routes: a non-negative id no larger than ``MAX_ID``."""
+
+    def __init__(self, map, fixed_digits=0, min=None, max=MAX_ID, signed=False) -> None:  # noqa: A002
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
 
 
 def create_app(settings: Settings | None = None, db: Database | None = None) -> Flask:
@@ -22,6 +32,11 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.config["SECRET_KEY"] = settings.app.secret_key or _ephemeral_secret()
     app.extensions["kabar.settings"] = settings
     app.extensions["kabar.db"] = db or Database(settings.database.url)
+    # A request body over this is refused (413) before it is read: a roster upload is the
+    # largest thing anyone sends, about 2 MB for 20,000 graduates.
+    app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
+    # Ids in URLs are 32-bit row ids: a larger number is no object (404), not a database error.
+    app.url_map.converters["int"] = IdConverter
 
     from bot import staff, webhook
     from bot.staff.auth import csrf

@@ -31,7 +31,6 @@ from bot.models import (
     MSG_FAILED,
     MSG_UNDELIVERED,
     Broadcast,
-    CheckInRound,
     Cohort,
     Graduate,
     Institution,
@@ -130,22 +129,15 @@ def recipients_fingerprint(recipients: Iterable[Graduate]) -> str:
 
 
 def latest_reports(session: Session, graduate_ids: Iterable[int]) -> dict[int, ProgressReport]:
-    """Each graduate's latest report with an employment status (by round time), for display."""
+    """Each graduate's latest answer (their answered report of the latest round), for display."""
     ids = sorted(set(graduate_ids))
     found: dict[int, ProgressReport] = {}
     for start in range(0, len(ids), 500):  # stay far below every backend's parameter limit
         chunk = ids[start:start + 500]
-        rank = func.row_number().over(
-            partition_by=ProgressReport.graduate_id,
-            order_by=(CheckInRound.scheduled_for.desc(), ProgressReport.id.desc()))
-        ranked = (select(ProgressReport.id, rank.label("rank"))
-                  .join(CheckInRound, ProgressReport.round_id == CheckInRound.id)
-                  .where(ProgressReport.graduate_id.in_(chunk),
-                         ProgressReport.employment_status.is_not(None))
-                  .subquery("ranked"))
-        for report in session.scalars(select(ProgressReport)
-                                      .join(ranked, ranked.c.id == ProgressReport.id)
-                                      .where(ranked.c.rank == 1)):
+        for report in session.scalars(
+                select(ProgressReport)
+                .join(Graduate, Graduate.answer_report_id == ProgressReport.id)
+                .where(Graduate.id.in_(chunk))):
             found[report.graduate_id] = report
     return found
 
@@ -164,22 +156,8 @@ def _recipients(session: Session, cohorts: Sequence[Cohort], skill: str | None =
         stmt = stmt.where(or_(func.lower(Graduate.skill).contains(wanted, autoescape=True),
                               func.lower(Cohort.skill).contains(wanted, autoescape=True)))
     if statuses:
-        latest = _latest_status_subquery()
-        stmt = stmt.join(latest, latest.c.graduate_id == Graduate.id).where(
-            latest.c.rank == 1, latest.c.employment_status.in_(list(statuses)))
+        stmt = stmt.where(Graduate.answer_status.in_(list(statuses)))
     return list(session.scalars(stmt))
-
-
-def _latest_status_subquery():
-    """Each graduate's answered employment statuses, rank 1 = the latest round."""
-    rank = func.row_number().over(
-        partition_by=ProgressReport.graduate_id,
-        order_by=(CheckInRound.scheduled_for.desc(), ProgressReport.id.desc()))
-    return (select(ProgressReport.graduate_id, ProgressReport.employment_status,
-                   rank.label("rank"))
-            .join(CheckInRound, ProgressReport.round_id == CheckInRound.id)
-            .where(ProgressReport.employment_status.is_not(None))
-            .subquery("latest_status"))
 
 
 def _check_statuses(statuses: Sequence[str] | None) -> None:

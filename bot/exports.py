@@ -262,11 +262,8 @@ def needs_help_ids(session: Session) -> list[int] | Select:
 
 
 def needs_help_graduates() -> Select:
-    """Ids of graduates whose latest progress report has a non-empty ``needs_help``."""
-    latest = select(func.max(ProgressReport.id)).group_by(ProgressReport.graduate_id)
-    return (select(ProgressReport.graduate_id)
-            .where(ProgressReport.id.in_(latest), ProgressReport.needs_help.is_not(None),
-                   func.trim(ProgressReport.needs_help) != ""))
+    """Ids of graduates whose latest answer asks for help (``bot.summaries``)."""
+    return select(Graduate.id).where(Graduate.answer_needs_help.is_(True))
 
 
 # --- values -------------------------------------------------------------------------------

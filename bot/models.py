@@ -30,6 +30,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -127,6 +128,13 @@ class Graduate(Base):
     opted_out_at: Mapped[datetime | None]
     last_inbound_at: Mapped[datetime | None]
     last_menu_at: Mapped[datetime | None]
+    # The latest answer, kept by bot.summaries: the answered report of the latest round
+    # (a plain id: the report table already points here) and what it says.
+    answer_report_id: Mapped[int | None] = mapped_column(Integer)
+    answer_status: Mapped[str | None] = mapped_column(String(16))
+    answer_uses_skill: Mapped[bool | None] = mapped_column(Boolean)
+    answer_needs_help: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                    server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -166,6 +174,11 @@ class CheckInRound(Base):
     scheduled_for: Mapped[datetime]
     trigger: Mapped[str] = mapped_column(String(16), default="schedule")  # schedule | manual
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Counts of the round's reports, kept by bot.summaries.
+    prompted: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    responded: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    rating_sum: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    ratings: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     cohort: Mapped[Cohort] = relationship()
 
@@ -399,3 +412,7 @@ def audit(session, actor: str, action: str, **detail: Any) -> AuditLog:
     entry = AuditLog(actor=actor, action=action, detail=detail)
     session.add(entry)
     return entry
+
+
+# The stored summaries (bot.summaries) recompute themselves on every flush that needs it.
+from bot import summaries as _summaries  # noqa: E402, F401

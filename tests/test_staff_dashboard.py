@@ -17,6 +17,7 @@ from bot.models import (
     ProgressReport,
     utcnow,
 )
+from bot.staff.dashboard import LIST_LIMIT
 from tests.factories import make_cohort, make_graduates
 from tests.staff_helpers import signed_in_client
 
@@ -221,3 +222,29 @@ def test_an_empty_console_and_english(app, db):
 def test_english_numbers(app, db, world):
     page = signed_in_client(app, db).get("/staff/dashboard?lang=en").get_data(as_text=True)
     assert "3 of 6 answered (50%)" in page and "9 active · 1 opted out" in page
+
+
+def test_the_call_list_is_the_first_hundred_by_cohort_and_name(app, db):
+    """Only the first cohorts' people are read for the call list; it must still be exactly
+    the first 100 of everyone silent, sorted by cohort and name. The 100th falls among two
+    cohorts of the same name, whose people sort together."""
+    expected = []
+    with db.session() as s:
+        for index, name in enumerate(("Bordir 1", "Bordir 2", "Bordir 3", "Bordir 4",
+                                      "Jahit 1", "Jahit 1", "Obras 1")):
+            cohort = make_cohort(s, name, f"LPKS {index}", join_code=f"C{index}")
+            people = make_graduates(s, cohort, 30, first_phone=6281300000000 + 1000 * index)
+            round_ = a_round(s, cohort, month_start(1, 2))
+            for number, graduate in enumerate(people):
+                graduate.name = f"Peserta {(number * 7 + index) % 30:02d}-{index}"
+                silent = number % 5 != 0
+                answer(s, round_, graduate, "seeking", None, 3, responded=not silent)
+                if silent and number == 1:
+                    graduate.opted_out = True  # silent, but nobody calls them
+                elif silent:
+                    expected.append((name, graduate.name, graduate.id, graduate.phone))
+    expected.sort()
+    assert len(expected) > 100
+    page = signed_in_client(app, db).get("/staff/dashboard").get_data(as_text=True)
+    listed = re.findall(r'href="tel:(\+\d+)"', section(page, "silent"))
+    assert listed == [phone for *_, phone in expected[:LIST_LIMIT]]

@@ -58,13 +58,19 @@ def log_data(db):
         s.add_all([older, newer, las_round])
         s.flush()
         # Siti needed help once, not any more; Budi needs help now; Dewi wrote only spaces.
-        s.add(ProgressReport(round_id=older.id, graduate_id=siti.id, needs_help="butuh mesin"))
+        # (Help is read from each graduate's latest answer: a report with a status.)
+        s.add(ProgressReport(round_id=older.id, graduate_id=siti.id, employment_status="seeking",
+                             needs_help="butuh mesin"))
         s.flush()
         s.add_all([
-            ProgressReport(round_id=newer.id, graduate_id=siti.id, needs_help=None),
-            ProgressReport(round_id=newer.id, graduate_id=budi.id, needs_help="butuh modal usaha"),
-            ProgressReport(round_id=newer.id, graduate_id=dewi.id, needs_help="   "),
-            ProgressReport(round_id=las_round.id, graduate_id=eko.id, needs_help="alat las"),
+            ProgressReport(round_id=newer.id, graduate_id=siti.id, employment_status="employed",
+                           needs_help=None),
+            ProgressReport(round_id=newer.id, graduate_id=budi.id, employment_status="seeking",
+                           needs_help="butuh modal usaha"),
+            ProgressReport(round_id=newer.id, graduate_id=dewi.id, employment_status="seeking",
+                           needs_help="   "),
+            ProgressReport(round_id=las_round.id, graduate_id=eko.id,
+                           employment_status="self_employed", needs_help="alat las"),
         ])
         ids = {
             "siti_late": add_message(s, siti, "Sudah KERJA di pabrik sepatu", LATE_1_MAY).id,

@@ -102,8 +102,10 @@ def test_the_form_starts_from_the_current_schedule(app, db, cohorts):
     ({"mode": "monthly", "day": "31", "time": "09:00"}, "Pilih tanggal 1 sampai 28."),
     ({"mode": "daily", "time": "25:00"}, "Tulis jam seperti 09:00"),
     ({"mode": "cron", "cron": "0 9 * *"}, "harus punya 5 kolom"),
-    ({"mode": "cron", "cron": "0 25 * * *"}, "Kolom jam &#34;25&#34; tidak bisa dipakai"),
-    ({"mode": "cron", "cron": "0 9 * * 8"}, "Kolom hari &#34;8&#34; tidak bisa dipakai"),
+    ({"mode": "cron", "cron": "0 25 * * *"},
+     "Kolom jam &#34;25&#34; tidak bisa dipakai: jam 0 sampai 23"),
+    ({"mode": "cron", "cron": "0 9 * * 8"},
+     "Kolom hari &#34;8&#34; tidak bisa dipakai: hari 0 sampai 7"),
     ({"mode": "cron", "cron": "0 9 31 2 *"}, "tidak pernah jatuh"),
 ])
 def test_a_bad_schedule_is_refused_naming_the_field(app, db, cohorts, fields, error):

@@ -1,6 +1,7 @@
 """Dashboard: per institution and cohort, the numbers staff report on.
 
-Every figure is aggregated by the database (GROUP BY per cohort, per round time, per status);
+Every figure is aggregated by the database (GROUP BY per cohort, per round time, per status)
+from the stored summaries, about one row per graduate and per round;
 Python only adds up those few grouped rows into institution and overall totals, buckets round
 times into local days and months, and lays out charts. Lists (needs help, not answered, opted
 out) are capped at ``LIST_LIMIT`` rows with their full count beside them.
@@ -11,9 +12,9 @@ Definitions:
 - a round: a check-in of a whole cohort (``schedule`` or ``manual``; a graduate's own ``CEK`` is
   not a round of the cohort). Rounds of several cohorts on the same local day are one bar.
 - prompted / responded: the round's progress reports / those with a first reply.
-- employment status, skill use and needs help: from each graduate's latest report with an
-  answered status (the highest report id, as reports are created round after round); graduates
-  without one are ``unknown``.
+- employment status, skill use and needs help: from each graduate's latest answer (the answered
+  report of the latest round, kept on the graduate row by ``bot.summaries``); graduates without
+  one are ``unknown``.
 - not answered: active, not opted-out graduates with no reply to their cohort's latest round.
 """
 
@@ -23,10 +24,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from flask import abort, render_template, request
+from flask import abort, render_template
 from flask_login import current_user, login_required
-from sqlalchemy import and_, func, or_, select, true
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
 
 from bot import get_db
 from bot.models import (
@@ -42,7 +43,9 @@ from bot.staff import bp
 from bot.staff.auth import cohort_or_404
 from bot.staff.charts import Bar, Point, Segment, bar_chart, line_chart, stacked_bars
 from bot.staff.i18n import t
+from bot.staff.replylog import int_arg
 from bot.staff.timeline import count_if, day_label, local, month_name, short_date, when
+from bot.summaries import asks_for_help
 
 ROUNDS_SHOWN = 6
 RATING_MONTHS = 12
@@ -120,50 +123,12 @@ def percent(part: int, whole: int) -> str:
 
 
 # --- queries --------------------------------------------------------------------------------
+# They read the stored summaries (bot.summaries): each graduate's latest answer on the
+# graduate row, each round's counts on the round row. So the unfiltered dashboard reads about
+# one row per graduate and one per round, however many reports and messages there are.
 
 def _help_given(column=ProgressReport.needs_help):
-    return func.trim(func.coalesce(column, "")) != ""
-
-
-# The reports a subquery reads beside the outer query's (built once: aliasing costs time).
-_answered = aliased(ProgressReport, name="answered")
-
-
-def _latest_answer_id(graduate_id):
-    """The id of the latest report with an answered status of the graduate ``graduate_id``."""
-    answered = _answered
-    return (select(func.max(answered.id))
-            .where(answered.graduate_id == graduate_id, answered.employment_status.is_not(None))
-            .scalar_subquery())
-
-
-def _latest_answers(session: Session, scope: Scope):
-    """Each in-scope graduate beside their latest answered report (NULLs where there is none).
-
-    Columns: cohort_id, opted_out, employment_status, uses_training_skill, needs_help. Either
-    way it is one index lookup per graduate, whatever the number of reports: PostgreSQL takes a
-    LATERAL join (it would hash every report for the join below); SQLite, which has no LATERAL,
-    looks each report up by the id the correlated subquery found.
-    """
-    graduates = (Graduate.active.is_(True), scope.on(Graduate.cohort_id))
-    if session.get_bind().dialect.name == "postgresql":
-        answered = _answered
-        answer = (select(answered.employment_status, answered.uses_training_skill,
-                         answered.needs_help)
-                  .where(answered.graduate_id == Graduate.id,
-                         answered.employment_status.is_not(None))
-                  .order_by(answered.id.desc()).limit(1).lateral("answer"))
-        return (select(Graduate.cohort_id, Graduate.opted_out, answer.c.employment_status,
-                       answer.c.uses_training_skill, answer.c.needs_help)
-                .outerjoin(answer, true()).where(*graduates).subquery("latest"))
-    latest = (select(Graduate.cohort_id, Graduate.opted_out,
-                     _latest_answer_id(Graduate.id).label("report_id"))
-              .where(*graduates).subquery("latest_id"))
-    return (select(latest.c.cohort_id, latest.c.opted_out, ProgressReport.employment_status,
-                   ProgressReport.uses_training_skill, ProgressReport.needs_help)
-            .select_from(latest)
-            .outerjoin(ProgressReport, ProgressReport.id == latest.c.report_id)
-            .subquery("latest"))
+    return asks_for_help(column)
 
 
 def _latest_rounds(scope: Scope):
@@ -183,17 +148,17 @@ def cohort_figures(session: Session, scope: Scope) -> dict[int, Figures]:
                for row in session.execute(
                    select(Cohort.id, Cohort.name, Cohort.institution_id)
                    .where(scope.on(Cohort.id)).order_by(Cohort.name))}
-    latest = _latest_answers(session, scope)
-    status, skill = latest.c.employment_status, latest.c.uses_training_skill
+    status, skill = Graduate.answer_status, Graduate.answer_uses_skill
     employed = status == "employed"
     # One row per cohort with a count per status: no sorting of every graduate's row.
     for cohort_id, total, out, *by_status, uses, other, helped in session.execute(
-            select(latest.c.cohort_id, func.count(), count_if(latest.c.opted_out.is_(True)),
+            select(Graduate.cohort_id, func.count(), count_if(Graduate.opted_out.is_(True)),
                    *(count_if(status == s) for s in EMPLOYMENT_STATUSES),
                    count_if(and_(employed, skill.is_(True))),
                    count_if(and_(employed, skill.is_(False))),
-                   count_if(_help_given(latest.c.needs_help)))
-            .group_by(latest.c.cohort_id)):
+                   count_if(Graduate.answer_needs_help.is_(True)))
+            .where(Graduate.active.is_(True), scope.on(Graduate.cohort_id))
+            .group_by(Graduate.cohort_id)):
         f = figures.get(cohort_id)
         if f is None:
             continue
@@ -202,29 +167,24 @@ def cohort_figures(session: Session, scope: Scope) -> dict[int, Figures]:
         f.statuses.update(zip(EMPLOYMENT_STATUSES, by_status, strict=True))
         f.statuses["unknown"] = total - sum(by_status)
     rounds, on_latest = _latest_rounds(scope)
-    for cohort_id, at, prompted, responded in session.execute(
-            select(CheckInRound.cohort_id, CheckInRound.scheduled_for,
-                   func.count(ProgressReport.id), func.count(ProgressReport.responded_at))
-            .select_from(CheckInRound).join(rounds, on_latest)
-            .join(ProgressReport, ProgressReport.round_id == CheckInRound.id)
-            .group_by(CheckInRound.cohort_id, CheckInRound.scheduled_for)):
+    latest: dict[int, Figures] = {}  # round id -> its cohort's figures
+    for round_id, cohort_id, at, prompted, responded in session.execute(
+            select(CheckInRound.id, CheckInRound.cohort_id, CheckInRound.scheduled_for,
+                   CheckInRound.prompted, CheckInRound.responded)
+            .join(rounds, on_latest)):
         if cohort_id in figures:
-            f = figures[cohort_id]
+            f = latest[round_id] = figures[cohort_id]
             f.round_at, f.prompted, f.responded = at, prompted, responded
             f.silent = prompted - responded
-    # Nobody calls those who opted out (or left): the few of them are looked up on their own,
-    # rather than every prompted graduate's row.
-    for cohort_id, gone in session.execute(
-            select(CheckInRound.cohort_id, func.count())
-            .select_from(Graduate)
-            .join(ProgressReport, ProgressReport.graduate_id == Graduate.id)
-            .join(CheckInRound, CheckInRound.id == ProgressReport.round_id)
-            .join(rounds, on_latest)
+    # Nobody calls those who opted out (or left). There are few of them: their unanswered
+    # reports are read starting from them, and those of a latest round are taken off here.
+    for (round_id,) in session.execute(
+            select(ProgressReport.round_id)
+            .join(Graduate, Graduate.id == ProgressReport.graduate_id)
             .where(or_(Graduate.opted_out.is_(True), Graduate.active.is_(False)),
-                   ProgressReport.responded_at.is_(None))
-            .group_by(CheckInRound.cohort_id)):
-        if cohort_id in figures:
-            figures[cohort_id].silent -= gone
+                   ProgressReport.responded_at.is_(None))):
+        if round_id in latest:
+            latest[round_id].silent -= 1
     return figures
 
 
@@ -237,45 +197,35 @@ class RoundFigures:
 def round_figures(session: Session, scope: Scope) -> RoundFigures:
     """Response rates of the last ``ROUNDS_SHOWN`` round days and ratings per month.
 
-    One pass over the reports of the rounds since then, summed per round (in round id order,
-    which needs no sorting of the reports) and then per round time.
+    Read from the rounds' stored counts, added up per round time (several cohorts' rounds at
+    the same moment are one), then per local day and month here.
     """
-    times = session.scalars(
-        select(CheckInRound.scheduled_for).distinct()
-        .where(CheckInRound.trigger != SELF_TRIGGER, scope.on(CheckInRound.cohort_id))
-        .order_by(CheckInRound.scheduled_for.desc()).limit(200)).all()
-    days: list[date] = []
     since = utcnow() - timedelta(days=31 * RATING_MONTHS)
-    for moment in times:
+    days: list[date] = []
+    for moment in session.scalars(
+            select(CheckInRound.scheduled_for).distinct()
+            .where(CheckInRound.trigger != SELF_TRIGGER, scope.on(CheckInRound.cohort_id))
+            .order_by(CheckInRound.scheduled_for.desc()).limit(200)):
         day = local(moment).date()
         if day not in days:
             if len(days) == ROUNDS_SHOWN:
                 break
             days.append(day)
         since = min(since, moment)
-    per_round = (
-        select(CheckInRound.scheduled_for.label("at"),
-               (CheckInRound.trigger == SELF_TRIGGER).label("own"),
-               func.count(ProgressReport.id).label("prompted"),
-               func.count(ProgressReport.responded_at).label("responded"),
-               func.sum(ProgressReport.skill_rating).label("rating_sum"),
-               func.count(ProgressReport.skill_rating).label("ratings"))
-        .join(ProgressReport, ProgressReport.round_id == CheckInRound.id)
-        .where(scope.on(CheckInRound.cohort_id), CheckInRound.scheduled_for >= since)
-        .group_by(CheckInRound.id, CheckInRound.scheduled_for, CheckInRound.trigger)
-        .subquery("per_round"))
     rates: dict[date, list[int]] = {day: [0, 0] for day in days}
     months: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0])
-    for at, own, prompted, responded, rating_sum, ratings in session.execute(
-            select(per_round.c.at, per_round.c.own, func.sum(per_round.c.prompted),
-                   func.sum(per_round.c.responded), func.sum(per_round.c.rating_sum),
-                   func.sum(per_round.c.ratings))
-            .group_by(per_round.c.at, per_round.c.own)):
+    rating_since = utcnow() - timedelta(days=31 * RATING_MONTHS)
+    for at, trigger, prompted, responded, rating_sum, ratings in session.execute(
+            select(CheckInRound.scheduled_for, CheckInRound.trigger,
+                   func.sum(CheckInRound.prompted), func.sum(CheckInRound.responded),
+                   func.sum(CheckInRound.rating_sum), func.sum(CheckInRound.ratings))
+            .where(scope.on(CheckInRound.cohort_id), CheckInRound.scheduled_for >= since)
+            .group_by(CheckInRound.scheduled_for, CheckInRound.trigger)):
         moment = local(at)
-        if not own and moment.date() in rates:
+        if trigger != SELF_TRIGGER and moment.date() in rates:
             rates[moment.date()][0] += int(prompted or 0)
             rates[moment.date()][1] += int(responded or 0)
-        if ratings and at >= utcnow() - timedelta(days=31 * RATING_MONTHS):
+        if ratings and at >= rating_since:
             months[(moment.year, moment.month)][0] += int(rating_sum or 0)
             months[(moment.year, moment.month)][1] += int(ratings)
     return RoundFigures([(day, *rates[day]) for day in sorted(days)], _months(months))
@@ -296,37 +246,55 @@ def _months(sums: dict[tuple[int, int], list[int]]) -> list[tuple[int, int, floa
 
 
 def needs_help_list(session: Session, scope: Scope) -> list:
-    """The newest help requests that are their graduate's latest answer (newest report first).
-
-    Read from the newest report backwards until ``LIST_LIMIT`` are found, so it does not depend
-    on how many reports there are.
-    """
+    """Graduates whose latest answer asks for help, newest answer first."""
     said = func.coalesce(ProgressReport.completed_at, ProgressReport.responded_at,
                          ProgressReport.created_at)
     return session.execute(
         select(Graduate.id, Graduate.name, Graduate.phone, Graduate.opted_out,
                Cohort.name.label("cohort"), ProgressReport.needs_help, said.label("said_at"))
-        .select_from(ProgressReport)
-        .join(Graduate, Graduate.id == ProgressReport.graduate_id)
+        .select_from(Graduate)
+        .join(ProgressReport, ProgressReport.id == Graduate.answer_report_id)
         .join(Cohort, Cohort.id == Graduate.cohort_id)
-        .where(_help_given(), ProgressReport.employment_status.is_not(None),
-               ProgressReport.id == _latest_answer_id(ProgressReport.graduate_id),
-               Graduate.active.is_(True), scope.on(Graduate.cohort_id))
-        .order_by(ProgressReport.id.desc()).limit(LIST_LIMIT)).all()
+        .where(Graduate.answer_needs_help.is_(True), Graduate.active.is_(True),
+               scope.on(Graduate.cohort_id))
+        .order_by(Graduate.answer_report_id.desc()).limit(LIST_LIMIT)).all()
 
 
-def not_answered_list(session: Session, scope: Scope) -> list:
+def not_answered_list(session: Session, scope: Scope,
+                      per_cohort: dict[int, Figures] | None = None) -> list:
+    """Who has not answered their cohort's latest round, by cohort and name (a call list).
+
+    With the cohorts' figures at hand, only the first cohorts (by name) whose silent counts
+    add up to ``LIST_LIMIT`` are read: the list is the same, without sorting everyone.
+    """
     rounds, on_latest = _latest_rounds(scope)
-    return session.execute(
-        select(Graduate.id, Graduate.name, Graduate.phone, Cohort.name.label("cohort"),
-               CheckInRound.scheduled_for, ProgressReport.reminded_at)
-        .select_from(CheckInRound).join(rounds, on_latest)
-        .join(ProgressReport, ProgressReport.round_id == CheckInRound.id)
-        .join(Graduate, Graduate.id == ProgressReport.graduate_id)
-        .join(Cohort, Cohort.id == CheckInRound.cohort_id)
-        .where(ProgressReport.responded_at.is_(None), Graduate.opted_out.is_(False),
-               Graduate.active.is_(True))
-        .order_by(Cohort.name, Graduate.name, Graduate.id).limit(LIST_LIMIT)).all()
+    stmt = (select(Graduate.id, Graduate.name, Graduate.phone, Cohort.name.label("cohort"),
+                   CheckInRound.scheduled_for, ProgressReport.reminded_at)
+            .select_from(CheckInRound).join(rounds, on_latest)
+            .join(ProgressReport, ProgressReport.round_id == CheckInRound.id)
+            .join(Graduate, Graduate.id == ProgressReport.graduate_id)
+            .join(Cohort, Cohort.id == CheckInRound.cohort_id)
+            .where(ProgressReport.responded_at.is_(None), Graduate.opted_out.is_(False),
+                   Graduate.active.is_(True))
+            .order_by(Cohort.name, Graduate.name, Graduate.id).limit(LIST_LIMIT))
+    if per_cohort is not None:
+        stmt = stmt.where(CheckInRound.cohort_id.in_(_first_silent_cohorts(per_cohort)))
+    return session.execute(stmt).all()
+
+
+def _first_silent_cohorts(per_cohort: dict[int, Figures]) -> list[int]:
+    """The cohorts, in name order, whose silent graduates make up the first ``LIST_LIMIT``
+    (every cohort sharing the last one's name too: their people sort together)."""
+    chosen: list[int] = []
+    count, last_name = 0, None
+    for f in sorted(per_cohort.values(), key=lambda f: f.label):
+        if count >= LIST_LIMIT and f.label != last_name:
+            break
+        if f.silent > 0:
+            chosen.append(f.cohort_id)
+            count += f.silent
+            last_name = f.label
+    return chosen
 
 
 def opted_out_list(session: Session, scope: Scope) -> list:
@@ -422,8 +390,8 @@ def _cohort_options(session: Session, institution_ids: list[int],
 def _scope(session: Session) -> Scope:
     """The filter from ``?institution=`` / ``?cohort=``; a viewer is kept to their institution."""
     own = current_user.scope_institution_id
-    cohort_id = request.args.get("cohort", type=int)
-    institution_id = request.args.get("institution", type=int)
+    cohort_id = int_arg("cohort")
+    institution_id = int_arg("institution")
     if cohort_id:
         cohort = cohort_or_404(session, cohort_id)
         return Scope(cohort.institution_id, cohort.id)
@@ -457,7 +425,7 @@ def dashboard():
         cohort_rows = sorted(per_cohort.values(),
                              key=lambda f: (names.get(f.institution_id, ""), f.label))
         help_rows = needs_help_list(session, scope)
-        silent_rows = not_answered_list(session, scope)
+        silent_rows = not_answered_list(session, scope, per_cohort)
         out_rows = opted_out_list(session, scope)
         made = charts(total, cohort_rows, round_figures(session, scope))
         return render_template(

@@ -18,10 +18,10 @@ from typing import Any
 
 from flask import abort, render_template, request, send_file, url_for
 from flask_login import current_user, login_required
-from sqlalchemy import func, select
+from sqlalchemy import select
 from werkzeug.routing import BuildError
 
-from bot import get_db, get_settings
+from bot import MAX_ID, get_db, get_settings
 from bot.exports import export, filter_messages, needs_help_ids
 from bot.models import (
     INBOUND,
@@ -51,7 +51,6 @@ DIRECTIONS = (INBOUND, OUTBOUND)
 STATUSES = (MSG_RECEIVED, MSG_PENDING, MSG_SENDING, MSG_QUEUED, MSG_SENT, MSG_DELIVERED,
             MSG_READ, MSG_UNDELIVERED, MSG_FAILED, MSG_SUPPRESSED)
 MAX_TEXT = 200
-MAX_ID = 2**31 - 1  # ids are 32-bit integers; a larger number in a URL is no object at all
 MIMETYPES = {"csv": "text/csv",
              "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 # Until the graduate page and the cohort timeline are registered, links use their planned paths.
@@ -213,12 +212,10 @@ def _rows(session, messages: list[Any], cohorts: dict[int, Any]) -> list[dict[st
     if graduate_ids:
         names = dict(session.execute(select(Graduate.id, Graduate.name)
                                      .where(Graduate.id.in_(graduate_ids))).all())
-        latest = (select(func.max(ProgressReport.id))
-                  .where(ProgressReport.graduate_id.in_(graduate_ids))
-                  .group_by(ProgressReport.graduate_id))
-        help_notes = {gid: note for gid, note in session.execute(
-            select(ProgressReport.graduate_id, ProgressReport.needs_help)
-            .where(ProgressReport.id.in_(latest))).all() if (note or "").strip()}
+        help_notes = dict(session.execute(
+            select(Graduate.id, ProgressReport.needs_help)
+            .join(ProgressReport, ProgressReport.id == Graduate.answer_report_id)
+            .where(Graduate.id.in_(graduate_ids), Graduate.answer_needs_help.is_(True))).all())
     rows = []
     for m in messages:
         cohort = cohorts.get(m.cohort_id)

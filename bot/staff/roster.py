@@ -20,7 +20,7 @@ from sqlalchemy import and_, or_, select
 from werkzeug.utils import secure_filename
 from wtforms import SelectField, StringField
 
-from bot import get_db
+from bot import MAX_REQUEST_BYTES, get_db
 from bot.models import Cohort, Graduate, audit
 from bot.phones import PhoneError, normalize_phone
 from bot.roster import RosterError, import_roster
@@ -109,6 +109,13 @@ def roster():
 
 
 # --- upload -------------------------------------------------------------------------------
+
+@bp.errorhandler(413)
+def too_large(_error):
+    """A file over the request limit: back to the roster with the limit in words."""
+    flash(t("roster.upload_too_large", limit=MAX_REQUEST_BYTES // (1024 * 1024)))
+    return redirect(url_for("staff.roster"))
+
 
 @bp.post("/roster/upload")
 @can_write

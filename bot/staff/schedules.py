@@ -235,9 +235,9 @@ def check_cron(cron: str, zone: str) -> str | None:
         probe[index] = fields[index]
         try:
             cron_trigger(" ".join(probe), zone)
-        except ValueError as exc:
+        except ValueError:
             return t("schedules.error.cron_field", field=t(f"schedules.cron_field.{name}"),
-                     value=fields[index], detail=str(exc))
+                     value=fields[index], allowed=t(f"schedules.cron_allowed.{name}"))
     try:
         trigger = cron_trigger(cron, zone)
     except ValueError as exc:

@@ -1,0 +1,195 @@
+"""Stored summaries the console reads instead of aggregating every report on each view.
+
+Two summaries, each a function of the progress reports and rewritten in the same transaction
+as any change to them, so they are never stale:
+
+- **a graduate's latest answer**: ``graduates.answer_report_id`` is the graduate's answered
+  report (one with an employment status) of the latest round (by round time, then report id),
+  and ``answer_status``, ``answer_uses_skill`` and ``answer_needs_help`` copy what it says.
+  The dashboard, job targeting by status and the reply log's "needs help" all read these.
+- **a round's counts**: ``checkin_rounds.prompted`` (reports), ``responded`` (with a first
+  reply), ``rating_sum`` and ``ratings`` (skill ratings given).
+
+A flush that creates or changes progress reports (through the ORM: the conversation, a staff
+correction, a new round, the demo) recomputes the summaries of the graduates and rounds it
+touched, from the reports themselves rather than by adding deltas, so a summary is right even
+after a change made some other way once ``refresh`` or ``rebuild`` has run. On PostgreSQL the
+rows are locked first (``FOR UPDATE``) so that two transactions answering in the same round
+count each other's committed answers; SQLite has one writer at a time anyway.
+
+Statements that change reports in bulk (``update(ProgressReport)``) bypass the flush. They
+may change only columns no summary reads (``status``, ``closed_at``, ``reminded_at``), or they
+must call ``refresh`` themselves. ``rebuild`` recomputes everything (migrations, bulk loads).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import Connection, event, false, func, inspect, select, update
+from sqlalchemy.orm import Session, aliased
+
+from bot.models import CheckInRound, Graduate, ProgressReport
+
+# Report columns each summary is computed from.
+ANSWER_FIELDS = ("employment_status", "uses_training_skill", "needs_help", "round_id",
+                 "graduate_id")
+ROUND_FIELDS = ("responded_at", "skill_rating", "round_id")
+GRADUATE_SUMMARY = ("answer_report_id", "answer_status", "answer_uses_skill",
+                    "answer_needs_help")
+ROUND_SUMMARY = ("prompted", "responded", "rating_sum", "ratings")
+CHUNK = 500  # ids per statement, far below every backend's parameter limit
+
+_report = aliased(ProgressReport, name="report")
+_round = aliased(CheckInRound, name="report_round")
+
+
+def asks_for_help(column):
+    """A report's ``needs_help`` says something (not empty, not only spaces)."""
+    return func.trim(func.coalesce(column, "")) != ""
+
+
+def latest_answer_id(graduate_id):
+    """The id of the graduate's answered report of the latest round (a correlated subquery)."""
+    return (select(_report.id)
+            .join(_round, _round.id == _report.round_id)
+            .where(_report.graduate_id == graduate_id, _report.employment_status.is_not(None))
+            .order_by(_round.scheduled_for.desc(), _report.id.desc())
+            .limit(1).scalar_subquery())
+
+
+def _answer(column, report_id):
+    return select(column).where(_report.id == report_id).scalar_subquery()
+
+
+def _round_count(aggregate):
+    return (select(aggregate).where(_report.round_id == CheckInRound.id)
+            .correlate(CheckInRound).scalar_subquery())
+
+
+def _graduate_updates(where) -> tuple:
+    """Two statements: find each graduate's latest answer, then copy what it says."""
+    find = update(Graduate).where(where).values(answer_report_id=latest_answer_id(Graduate.id))
+    said = Graduate.answer_report_id
+    copy = update(Graduate).where(where).values(
+        answer_status=_answer(_report.employment_status, said),
+        answer_uses_skill=_answer(_report.uses_training_skill, said),
+        answer_needs_help=func.coalesce(_answer(asks_for_help(_report.needs_help), said),
+                                        false()))
+    return find, copy
+
+
+def _round_update(where):
+    return update(CheckInRound).where(where).values(
+        prompted=_round_count(func.count(_report.id)),
+        responded=_round_count(func.count(_report.responded_at)),
+        rating_sum=_round_count(func.coalesce(func.sum(_report.skill_rating), 0)),
+        ratings=_round_count(func.count(_report.skill_rating)))
+
+
+def refresh(connection: Connection, graduate_ids: Iterable[int] = (),
+            round_ids: Iterable[int] = ()) -> None:
+    """Recompute the summaries of these graduates and rounds from their reports."""
+    for ids, table, statements in (
+            (sorted(set(round_ids)), CheckInRound,
+             lambda chunk: (_round_update(CheckInRound.id.in_(chunk)),)),
+            (sorted(set(graduate_ids)), Graduate,
+             lambda chunk: _graduate_updates(Graduate.id.in_(chunk)))):
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start:start + CHUNK]
+            # Wait for any other transaction changing these rows, so that the statements
+            # below (each with a new snapshot on PostgreSQL) count what it committed.
+            connection.execute(select(table.id).where(table.id.in_(chunk))
+                               .order_by(table.id).with_for_update())
+            for statement in statements(chunk):
+                connection.execute(statement)
+
+
+def rebuild(connection: Connection) -> None:
+    """Recompute every summary (after a bulk load; the migration that adds them does this)."""
+    connection.execute(_round_update(CheckInRound.id.is_not(None)))
+    for statement in _graduate_updates(Graduate.id.is_not(None)):
+        connection.execute(statement)
+
+
+def stale(connection: Connection) -> dict[str, list[int]]:
+    """Graduates and rounds whose stored summary differs from their reports (for checks)."""
+    latest = latest_answer_id(Graduate.id)
+    answer = aliased(ProgressReport, name="latest_answer")
+    expected = (select(Graduate.id, Graduate.answer_report_id, Graduate.answer_status,
+                       Graduate.answer_uses_skill, Graduate.answer_needs_help,
+                       answer.id.label("want_id"), answer.employment_status,
+                       answer.uses_training_skill,
+                       func.coalesce(asks_for_help(answer.needs_help), false()).label("help"))
+                .outerjoin(answer, answer.id == latest))
+    graduates = [row.id for row in connection.execute(expected)
+                 if (row.answer_report_id, row.answer_status, row.answer_uses_skill,
+                     bool(row.answer_needs_help))
+                 != (row.want_id, row.employment_status, row.uses_training_skill,
+                     bool(row.help))]
+    counts = (select(_report.round_id.label("id"), func.count(_report.id).label("prompted"),
+                     func.count(_report.responded_at).label("responded"),
+                     func.coalesce(func.sum(_report.skill_rating), 0).label("rating_sum"),
+                     func.count(_report.skill_rating).label("ratings"))
+              .group_by(_report.round_id).subquery("counts"))
+    rounds = [row.id for row in connection.execute(
+        select(CheckInRound.id, *(getattr(CheckInRound, c) for c in ROUND_SUMMARY),
+               *(func.coalesce(getattr(counts.c, c), 0).label(f"want_{c}")
+                 for c in ROUND_SUMMARY))
+        .outerjoin(counts, counts.c.id == CheckInRound.id))
+        if tuple(getattr(row, c) for c in ROUND_SUMMARY)
+        != tuple(getattr(row, f"want_{c}") for c in ROUND_SUMMARY)]
+    return {"graduates": graduates, "rounds": rounds}
+
+
+# --- keeping them current -------------------------------------------------------------------
+
+def _changed(obj, fields: tuple[str, ...]) -> bool:
+    state = inspect(obj)
+    return any(state.attrs[name].history.has_changes() for name in fields)
+
+
+def _old(obj, name: str):
+    """The value ``name`` had before this flush (the current one when unchanged)."""
+    history = inspect(obj).attrs[name].history
+    return history.deleted[0] if history.deleted else getattr(obj, name)
+
+
+@event.listens_for(Session, "after_flush")
+def _after_flush(session: Session, _context) -> None:
+    # After the flush ids are assigned, while new/dirty/deleted and attribute histories still
+    # show what this flush changed.
+    graduates: set[int] = set()
+    rounds: set[int] = set()
+    for obj in session.new:
+        if isinstance(obj, ProgressReport):
+            rounds.add(obj.round_id)
+            if obj.employment_status is not None:
+                graduates.add(obj.graduate_id)
+    for obj in session.dirty:
+        if isinstance(obj, ProgressReport):
+            if _changed(obj, ROUND_FIELDS):
+                rounds.update((obj.round_id, _old(obj, "round_id")))
+            if _changed(obj, ANSWER_FIELDS):
+                graduates.update((obj.graduate_id, _old(obj, "graduate_id")))
+    for obj in session.deleted:
+        if isinstance(obj, ProgressReport):
+            rounds.add(_old(obj, "round_id"))
+            graduates.add(_old(obj, "graduate_id"))
+    if not (graduates or rounds):
+        return
+    refresh(session.connection(), graduates, rounds)
+    session.info.setdefault("kabar.summaries", []).append((graduates, rounds))
+
+
+@event.listens_for(Session, "after_flush_postexec")
+def _expire_summaries(session: Session, _context) -> None:
+    """Loaded graduates and rounds show the recomputed summaries on their next read."""
+    for graduates, rounds in session.info.pop("kabar.summaries", ()):
+        for cls, ids, fields in ((Graduate, graduates, GRADUATE_SUMMARY),
+                                 (CheckInRound, rounds, ROUND_SUMMARY)):
+            for pk in ids:
+                obj = session.identity_map.get(session.identity_key(cls, pk))
+                if obj is not None:
+                    session.expire(obj, fields)
+
