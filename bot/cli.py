@@ -74,6 +74,29 @@ def db_upgrade(ctx: Context, revision: str) -> None:
     click.echo(f"database at {_safe_url(ctx.settings.database.url)} is at revision {revision}")
 
 
+@db.command("summaries")
+@click.option("--check", is_flag=True,
+              help="Only report stale summaries; exit 1 when there are any.")
+@pass_ctx
+def db_summaries(ctx: Context, check: bool) -> None:
+    """Check the dashboard's stored summaries against the reports, and rebuild them.
+
+    Kabar keeps them current itself; this is for after rows were changed by hand in SQL.
+    """
+    from bot import summaries
+
+    _ensure_schema(ctx)
+    with ctx.db.engine.begin() as conn:
+        found = summaries.stale(conn)
+        click.echo(f"stale: {len(found['graduates'])} graduates, {len(found['rounds'])} rounds")
+        if check:
+            if found["graduates"] or found["rounds"]:
+                sys.exit(1)
+            return
+        summaries.rebuild(conn)
+    click.echo("summaries rebuilt from the progress reports")
+
+
 # --- roster and staff -----------------------------------------------------------------------
 
 @main.command("import-roster")

@@ -262,8 +262,8 @@ def needs_help_ids(session: Session) -> list[int] | Select:
 
 
 def needs_help_graduates() -> Select:
-    """Ids of graduates whose latest answer asks for help (``bot.summaries``)."""
-    return select(Graduate.id).where(Graduate.answer_needs_help.is_(True))
+    """Ids of graduates whose latest word on help asks for help (``bot.summaries``)."""
+    return select(Graduate.id).where(Graduate.help_report_id.is_not(None))
 
 
 # --- values -------------------------------------------------------------------------------

@@ -30,7 +30,6 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
-    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -128,13 +127,12 @@ class Graduate(Base):
     opted_out_at: Mapped[datetime | None]
     last_inbound_at: Mapped[datetime | None]
     last_menu_at: Mapped[datetime | None]
-    # The latest answer, kept by bot.summaries: the answered report of the latest round
-    # (a plain id: the report table already points here) and what it says.
+    # Kept by bot.summaries: the answered report of the latest round and what it says, and
+    # the report of a standing help request (plain ids: the reports already point here).
     answer_report_id: Mapped[int | None] = mapped_column(Integer)
     answer_status: Mapped[str | None] = mapped_column(String(16))
     answer_uses_skill: Mapped[bool | None] = mapped_column(Boolean)
-    answer_needs_help: Mapped[bool] = mapped_column(Boolean, default=False,
-                                                    server_default=false())
+    help_report_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -5,43 +5,49 @@ as any change to them, so they are never stale:
 
 - **a graduate's latest answer**: ``graduates.answer_report_id`` is the graduate's answered
   report (one with an employment status) of the latest round (by round time, then report id),
-  and ``answer_status``, ``answer_uses_skill`` and ``answer_needs_help`` copy what it says.
-  The dashboard, job targeting by status and the reply log's "needs help" all read these.
+  and ``answer_status`` and ``answer_uses_skill`` copy what it says. ``help_report_id`` is the
+  graduate's latest word on help (a completed check-in, whose last question is help, or any
+  report with a help request) when that word asks for help, else NULL. The dashboard, job
+  targeting by status and the reply log's "needs help" all read these.
 - **a round's counts**: ``checkin_rounds.prompted`` (reports), ``responded`` (with a first
   reply), ``rating_sum`` and ``ratings`` (skill ratings given).
 
 A flush that creates or changes progress reports (through the ORM: the conversation, a staff
-correction, a new round, the demo) recomputes the summaries of the graduates and rounds it
-touched, from the reports themselves rather than by adding deltas, so a summary is right even
-after a change made some other way once ``refresh`` or ``rebuild`` has run. On PostgreSQL the
-rows are locked first (``FOR UPDATE``) so that two transactions answering in the same round
-count each other's committed answers; SQLite has one writer at a time anyway.
+correction, a new round, the demo) brings the summaries it touched up to date. A new report
+adds itself to its round's counts; a changed one has its round and graduate recomputed from the
+reports themselves, so a summary is right even after a change made some other way once
+``refresh`` or ``rebuild`` has run. On PostgreSQL a recomputed row is locked first (``FOR
+UPDATE``) so that two transactions answering in the same round count each other's committed
+answers; SQLite has one writer at a time anyway. Whoever changes a graduate's reports locks the
+graduate first (as the inbox does), so the locks are always taken in the same order.
 
 Statements that change reports in bulk (``update(ProgressReport)``) bypass the flush. They
 may change only columns no summary reads (``status``, ``closed_at``, ``reminded_at``), or they
-must call ``refresh`` themselves. ``rebuild`` recomputes everything (migrations, bulk loads).
+must call ``refresh`` themselves. ``rebuild`` recomputes everything (migrations, bulk loads);
+``kabar db summaries`` checks and repairs them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import Connection, event, false, func, inspect, select, update
+from sqlalchemy import Connection, event, func, inspect, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from bot.models import CheckInRound, Graduate, ProgressReport
 
 # Report columns each summary is computed from.
-ANSWER_FIELDS = ("employment_status", "uses_training_skill", "needs_help", "round_id",
-                 "graduate_id")
+ANSWER_FIELDS = ("employment_status", "uses_training_skill", "needs_help", "completed_at",
+                 "round_id", "graduate_id")
 ROUND_FIELDS = ("responded_at", "skill_rating", "round_id")
-GRADUATE_SUMMARY = ("answer_report_id", "answer_status", "answer_uses_skill",
-                    "answer_needs_help")
+GRADUATE_SUMMARY = ("answer_report_id", "answer_status", "answer_uses_skill", "help_report_id")
 ROUND_SUMMARY = ("prompted", "responded", "rating_sum", "ratings")
 CHUNK = 500  # ids per statement, far below every backend's parameter limit
 
 _report = aliased(ProgressReport, name="report")
 _round = aliased(CheckInRound, name="report_round")
+_said = aliased(ProgressReport, name="said")
+_said_round = aliased(CheckInRound, name="said_round")
 
 
 def asks_for_help(column):
@@ -58,6 +64,19 @@ def latest_answer_id(graduate_id):
             .limit(1).scalar_subquery())
 
 
+def help_request_id(graduate_id):
+    """The id of the graduate's latest word on help when it asks for help, else NULL."""
+    latest_word = (select(_said.id)
+                   .join(_said_round, _said_round.id == _said.round_id)
+                   .where(_said.graduate_id == graduate_id,
+                          or_(_said.completed_at.is_not(None), asks_for_help(_said.needs_help)))
+                   .order_by(_said_round.scheduled_for.desc(), _said.id.desc())
+                   .limit(1).correlate(Graduate).scalar_subquery())
+    return (select(_report.id)
+            .where(_report.id == latest_word, asks_for_help(_report.needs_help))
+            .scalar_subquery())
+
+
 def _answer(column, report_id):
     return select(column).where(_report.id == report_id).scalar_subquery()
 
@@ -69,13 +88,13 @@ def _round_count(aggregate):
 
 def _graduate_updates(where) -> tuple:
     """Two statements: find each graduate's latest answer, then copy what it says."""
-    find = update(Graduate).where(where).values(answer_report_id=latest_answer_id(Graduate.id))
+    find = update(Graduate).where(where).values(
+        answer_report_id=latest_answer_id(Graduate.id),
+        help_report_id=help_request_id(Graduate.id))
     said = Graduate.answer_report_id
     copy = update(Graduate).where(where).values(
         answer_status=_answer(_report.employment_status, said),
-        answer_uses_skill=_answer(_report.uses_training_skill, said),
-        answer_needs_help=func.coalesce(_answer(asks_for_help(_report.needs_help), said),
-                                        false()))
+        answer_uses_skill=_answer(_report.uses_training_skill, said))
     return find, copy
 
 
@@ -114,19 +133,18 @@ def rebuild(connection: Connection) -> None:
 
 def stale(connection: Connection) -> dict[str, list[int]]:
     """Graduates and rounds whose stored summary differs from their reports (for checks)."""
-    latest = latest_answer_id(Graduate.id)
     answer = aliased(ProgressReport, name="latest_answer")
     expected = (select(Graduate.id, Graduate.answer_report_id, Graduate.answer_status,
-                       Graduate.answer_uses_skill, Graduate.answer_needs_help,
+                       Graduate.answer_uses_skill, Graduate.help_report_id,
                        answer.id.label("want_id"), answer.employment_status,
                        answer.uses_training_skill,
-                       func.coalesce(asks_for_help(answer.needs_help), false()).label("help"))
-                .outerjoin(answer, answer.id == latest))
+                       help_request_id(Graduate.id).label("want_help"))
+                .outerjoin(answer, answer.id == latest_answer_id(Graduate.id)))
     graduates = [row.id for row in connection.execute(expected)
                  if (row.answer_report_id, row.answer_status, row.answer_uses_skill,
-                     bool(row.answer_needs_help))
+                     row.help_report_id)
                  != (row.want_id, row.employment_status, row.uses_training_skill,
-                     bool(row.help))]
+                     row.want_help)]
     counts = (select(_report.round_id.label("id"), func.count(_report.id).label("prompted"),
                      func.count(_report.responded_at).label("responded"),
                      func.coalesce(func.sum(_report.skill_rating), 0).label("rating_sum"),
@@ -155,30 +173,64 @@ def _old(obj, name: str):
     return history.deleted[0] if history.deleted else getattr(obj, name)
 
 
+def _says_something(report: ProgressReport) -> bool:
+    return (report.employment_status is not None or report.completed_at is not None
+            or bool((report.needs_help or "").strip()))
+
+
+def _add_new_reports(connection: Connection, reports: list[ProgressReport]) -> None:
+    """Add new reports to their rounds' counts (no recount: a round of 400 prompts is 400
+    inserts). ``UPDATE … SET n = n + k`` is safe beside other writers on PostgreSQL."""
+    added: dict[int, list[int]] = {}
+    for report in reports:
+        sums = added.setdefault(report.round_id, [0, 0, 0, 0])
+        sums[0] += 1
+        sums[1] += report.responded_at is not None
+        sums[2] += report.skill_rating or 0
+        sums[3] += report.skill_rating is not None
+    for round_id, (prompted, responded, rating_sum, ratings) in sorted(added.items()):
+        connection.execute(update(CheckInRound).where(CheckInRound.id == round_id).values(
+            prompted=CheckInRound.prompted + prompted,
+            responded=CheckInRound.responded + responded,
+            rating_sum=CheckInRound.rating_sum + rating_sum,
+            ratings=CheckInRound.ratings + ratings))
+
+
 @event.listens_for(Session, "after_flush")
 def _after_flush(session: Session, _context) -> None:
     # After the flush ids are assigned, while new/dirty/deleted and attribute histories still
     # show what this flush changed.
     graduates: set[int] = set()
-    rounds: set[int] = set()
+    recount: set[int] = set()
+    new_reports: list[ProgressReport] = []
+    moved_rounds: list[int] = []
     for obj in session.new:
         if isinstance(obj, ProgressReport):
-            rounds.add(obj.round_id)
-            if obj.employment_status is not None:
+            new_reports.append(obj)
+            if _says_something(obj):
                 graduates.add(obj.graduate_id)
     for obj in session.dirty:
         if isinstance(obj, ProgressReport):
             if _changed(obj, ROUND_FIELDS):
-                rounds.update((obj.round_id, _old(obj, "round_id")))
+                recount.update((obj.round_id, _old(obj, "round_id")))
             if _changed(obj, ANSWER_FIELDS):
                 graduates.update((obj.graduate_id, _old(obj, "graduate_id")))
+        elif isinstance(obj, CheckInRound) and _changed(obj, ("scheduled_for",)):
+            moved_rounds.append(obj.id)  # which answer is the latest may change
     for obj in session.deleted:
         if isinstance(obj, ProgressReport):
-            rounds.add(_old(obj, "round_id"))
+            recount.add(_old(obj, "round_id"))
             graduates.add(_old(obj, "graduate_id"))
-    if not (graduates or rounds):
+    if not (graduates or recount or new_reports or moved_rounds):
         return
-    refresh(session.connection(), graduates, rounds)
+    connection = session.connection()
+    if moved_rounds:
+        graduates.update(connection.scalars(select(ProgressReport.graduate_id).where(
+            ProgressReport.round_id.in_(moved_rounds))))
+    # A round recounted below already counts this flush's new reports.
+    _add_new_reports(connection, [r for r in new_reports if r.round_id not in recount])
+    refresh(connection, graduates, recount)
+    rounds = recount | {r.round_id for r in new_reports}
     session.info.setdefault("kabar.summaries", []).append((graduates, rounds))
 
 

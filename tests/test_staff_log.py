@@ -58,20 +58,17 @@ def log_data(db):
         s.add_all([older, newer, las_round])
         s.flush()
         # Siti needed help once, not any more; Budi needs help now; Dewi wrote only spaces.
-        # (Help is read from each graduate's latest answer: a report with a status.)
-        s.add(ProgressReport(round_id=older.id, graduate_id=siti.id, employment_status="seeking",
-                             needs_help="butuh mesin"))
+        # (Help is each graduate's latest word on it: here, their completed check-ins.)
+        def done(round_, graduate, status, help_text):
+            return ProgressReport(round_id=round_.id, graduate_id=graduate.id,
+                                  employment_status=status, needs_help=help_text,
+                                  completed_at=round_.scheduled_for + timedelta(hours=1))
+        s.add(done(older, siti, "seeking", "butuh mesin"))
         s.flush()
-        s.add_all([
-            ProgressReport(round_id=newer.id, graduate_id=siti.id, employment_status="employed",
-                           needs_help=None),
-            ProgressReport(round_id=newer.id, graduate_id=budi.id, employment_status="seeking",
-                           needs_help="butuh modal usaha"),
-            ProgressReport(round_id=newer.id, graduate_id=dewi.id, employment_status="seeking",
-                           needs_help="   "),
-            ProgressReport(round_id=las_round.id, graduate_id=eko.id,
-                           employment_status="self_employed", needs_help="alat las"),
-        ])
+        s.add_all([done(newer, siti, "employed", None),
+                   done(newer, budi, "seeking", "butuh modal usaha"),
+                   done(newer, dewi, "seeking", "   "),
+                   done(las_round, eko, "self_employed", "alat las")])
         ids = {
             "siti_late": add_message(s, siti, "Sudah KERJA di pabrik sepatu", LATE_1_MAY).id,
             "siti_reply": add_message(s, siti, "Terima kasih, Kak Siti!", LATE_1_MAY

@@ -15,10 +15,12 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import select, text
 
 from bot import summaries
 from bot.broadcasts import JobDraft, preview_recipients
+from bot.cli import main
 from bot.db import Database
 from bot.migrate import upgrade
 from bot.models import (
@@ -40,7 +42,7 @@ NOW = utcnow().replace(microsecond=0)
 def stored(db, graduate_id: int) -> tuple:
     with db.session() as s:
         g = s.get(Graduate, graduate_id)
-        return g.answer_report_id, g.answer_status, g.answer_uses_skill, g.answer_needs_help
+        return g.answer_report_id, g.answer_status, g.answer_uses_skill, g.help_report_id
 
 
 def counts(db, round_id: int) -> tuple:
@@ -65,20 +67,22 @@ def answered(s, round_, graduate, status, uses=None, rating=None, help_text=None
     report = ProgressReport(round_id=round_.id, graduate_id=graduate.id, raw_answers={},
                             status=REPORT_COMPLETED, employment_status=status,
                             uses_training_skill=uses, skill_rating=rating, needs_help=help_text,
-                            responded_at=round_.scheduled_for + timedelta(hours=1))
+                            responded_at=round_.scheduled_for + timedelta(hours=1),
+                            completed_at=round_.scheduled_for + timedelta(hours=1, minutes=3))
     s.add(report)
     s.flush()
     return report
 
 
 def test_a_checkin_on_whatsapp_updates_the_graduate_and_the_round(client, settings, db):
+    """Prompted, answered, rated and asked for help: each shows up in the stored figures."""
     with db.session() as s:
         cohort = make_cohort(s)
         graduate = make_graduates(s, cohort, 1)[0]
     chat = GraduateChat(client, settings, db, graduate)
     round_id = chat.begin()
     assert counts(db, round_id) == (1, 0, 0, 0)
-    assert stored(db, chat.id) == (None, None, None, False)
+    assert stored(db, chat.id) == (None, None, None, None)
 
     chat.send("sdh kerja di pabrik garmen")
     chat.send("PT Maju Jaya")
@@ -88,7 +92,7 @@ def test_a_checkin_on_whatsapp_updates_the_graduate_and_the_round(client, settin
 
     report = chat.report()
     assert report.employment_status == "employed" and report.skill_rating == 4
-    assert stored(db, chat.id) == (report.id, "employed", report.uses_training_skill, True)
+    assert stored(db, chat.id) == (report.id, "employed", report.uses_training_skill, report.id)
     assert counts(db, round_id) == (1, 1, 4, 1)
     assert nothing_stale(db) == {"graduates": [], "rounds": []}
 
@@ -105,8 +109,41 @@ def test_a_round_run_late_does_not_hide_the_newer_answer(db):
         job = JobDraft(title="Operator jahit", employer="PT Garmen", location="Bekasi",
                        cohort_names=[cohort.name], statuses=["employed"])
         targeted = [g.id for g in preview_recipients(s, job)]
-    assert stored(db, graduate.id) == (october.id, "employed", True, False)
+    assert stored(db, graduate.id) == (october.id, "employed", True, None)
     assert targeted == [graduate.id]  # job targeting by latest status reads the same answer
+
+
+def test_a_help_request_without_a_status_is_still_a_help_request(app, client, settings, db):
+    """Two replies Kabar cannot read skip the status question; the help asked for counts."""
+    with db.session() as s:
+        cohort = make_cohort(s)
+        graduate = make_graduates(s, cohort, 1)[0]
+    chat = GraduateChat(client, settings, db, graduate)
+    chat.begin()
+    for reply in ("qwerty", "zzz", "4", "butuh modal usaha jahit"):
+        chat.send(reply)
+    report = chat.report()
+    assert (report.employment_status, report.needs_help) == (None, "butuh modal usaha jahit")
+    assert stored(db, chat.id) == (None, None, None, report.id)
+    staff = signed_in_client(app, db)
+    log = staff.get("/staff/log?needs_help=1").get_data(as_text=True)
+    assert "butuh modal usaha jahit" in log
+    dashboard = staff.get("/staff/dashboard").get_data(as_text=True)
+    assert "butuh modal usaha jahit" in dashboard
+
+
+def test_moving_a_round_in_time_changes_which_answer_is_latest(db):
+    with db.session() as s:
+        cohort = make_cohort(s)
+        graduate = make_graduates(s, cohort, 1)[0]
+        first = answered(s, a_round(s, cohort, NOW - timedelta(days=30)), graduate, "seeking")
+        second = answered(s, a_round(s, cohort, NOW - timedelta(days=20)), graduate, "employed")
+        ids = graduate.id, first.id, first.round_id
+    assert stored(db, ids[0])[:2] == (second.id, "employed")
+    with db.session() as s:
+        s.get(CheckInRound, ids[2]).scheduled_for = NOW - timedelta(days=10)
+    assert stored(db, ids[0])[:2] == (ids[1], "seeking")
+    assert nothing_stale(db) == {"graduates": [], "rounds": []}
 
 
 def test_a_round_without_a_status_keeps_the_last_answer(db):
@@ -117,7 +154,7 @@ def test_a_round_without_a_status_keeps_the_last_answer(db):
                          "self_employed", help_text="modal usaha")
         later = a_round(s, cohort, NOW)
         s.add(ProgressReport(round_id=later.id, graduate_id=graduate.id, raw_answers={}))
-    assert stored(db, graduate.id) == (first.id, "self_employed", None, True)
+    assert stored(db, graduate.id) == (first.id, "self_employed", None, first.id)
     assert counts(db, later.id) == (1, 0, 0, 0)
 
 
@@ -142,12 +179,12 @@ def test_staff_corrections_reach_the_dashboard(app, db):
     admin = signed_in_client(app, db)
 
     correct(admin, graduate_id, old_id, employment_status="employed", skill_rating="5")
-    assert stored(db, graduate_id) == (new_id, "seeking", None, True)  # not the latest
+    assert stored(db, graduate_id) == (new_id, "seeking", None, new_id)  # not the latest
     assert counts(db, old_round) == (1, 1, 5, 1)
 
     correct(admin, graduate_id, new_id, employment_status="employed",
             uses_training_skill="yes", skill_rating="4", needs_help="")
-    assert stored(db, graduate_id) == (new_id, "employed", True, False)
+    assert stored(db, graduate_id) == (new_id, "employed", True, None)
     assert counts(db, new_round) == (1, 1, 4, 1)
     html = admin.get("/staff/dashboard").get_data(as_text=True)
     assert "butuh info lowongan" not in html  # no longer on the needs-help list
@@ -259,13 +296,16 @@ def test_upgrading_an_existing_database_fills_the_summaries(empty_url):
                 " raw_answers, created_at, responded_at) VALUES"
                 " (1, 1, 1, 'completed', 'seeking', NULL, 2, 'butuh kerja', '{}', :t, :t),"
                 " (2, 2, 1, 'completed', 'employed', true, 4, '  ', '{}', :t, :t),"
-                " (3, 2, 2, 'open', NULL, NULL, NULL, NULL, '{}', :t, NULL)",
+                " (3, 1, 2, 'completed', NULL, NULL, 3, 'butuh modal', '{}', :t, :t),"
+                " (4, 2, 2, 'open', NULL, NULL, NULL, NULL, '{}', :t, NULL)",
+                "UPDATE progress_reports SET completed_at = responded_at"
+                " WHERE status = 'completed'",
             ):
                 conn.execute(text(statement), {"t": NOW, "early": NOW - timedelta(days=30)})
         upgrade(empty_url)
-        assert stored(database, 1) == (2, "employed", True, False)
-        assert stored(database, 2) == (None, None, None, False)
-        assert counts(database, 1) == (1, 1, 2, 1)
+        assert stored(database, 1) == (2, "employed", True, None)  # no help any more
+        assert stored(database, 2) == (None, None, None, 3)  # help, though no status
+        assert counts(database, 1) == (2, 2, 5, 2)
         assert counts(database, 2) == (2, 1, 4, 1)
         assert nothing_stale(database) == {"graduates": [], "rounds": []}
     finally:
@@ -318,3 +358,64 @@ def test_two_answers_in_one_round_committed_at_once_are_both_counted(db):
     assert not worker.is_alive() and not errors
     assert counts(db, round_id) == (2, 2, 6, 2)
     assert nothing_stale(db) == {"graduates": [], "rounds": []}
+
+
+@pytest.mark.skipif(not PG_URL, reason="concurrent writers need PostgreSQL")
+def test_a_correction_while_a_reply_is_handled_waits_for_it(app, db):
+    """The inbox holds the graduate while it handles a reply; a staff correction of the same
+    report waits for it and then applies, rather than deadlocking."""
+    with db.session() as s:
+        cohort = make_cohort(s)
+        graduate = make_graduates(s, cohort, 1)[0]
+        report = answered(s, a_round(s, cohort, NOW), graduate, "seeking", rating=2)
+        ids = graduate.id, report.id
+    admin = signed_in_client(app, db)
+    page = admin.get(f"/staff/graduates/{ids[0]}").get_data(as_text=True)
+    inbox = db.sessions()
+    inbox.scalar(select(Graduate).where(Graduate.id == ids[0]).with_for_update())
+    answers: list = []
+
+    def staff_correction():
+        answers.append(admin.post(f"/staff/graduates/{ids[0]}/reports/{ids[1]}", data={
+            "csrf_token": csrf_from(page), "employment_status": "employed", "employer": "",
+            "uses_training_skill": "yes", "skill_rating": "4", "needs_help": ""}))
+
+    worker = threading.Thread(target=staff_correction)
+    worker.start()
+    deadline = time.monotonic() + 10
+    with db.engine.connect() as conn:
+        while not conn.scalar(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND datname = current_database()")):
+            assert time.monotonic() < deadline, "the correction never waited"
+            conn.rollback()
+    # The reply being handled changes the same report, then commits.
+    inbox.get(ProgressReport, ids[1]).needs_help = "butuh info lowongan"
+    inbox.commit()
+    inbox.close()
+    worker.join(10)
+    assert not worker.is_alive() and answers[0].status_code == 302
+    with db.session() as s:
+        done = s.get(ProgressReport, ids[1])
+        assert (done.employment_status, done.needs_help) == ("employed", None)
+    assert stored(db, ids[0]) == (ids[1], "employed", True, None)
+    assert nothing_stale(db) == {"graduates": [], "rounds": []}
+
+
+def test_the_summaries_command_finds_and_repairs_stale_rows(tmp_path, settings, db):
+    with db.session() as s:
+        cohort = make_cohort(s)
+        graduate = make_graduates(s, cohort, 1)[0]
+        answered(s, a_round(s, cohort, NOW), graduate, "employed", rating=5)
+    with db.engine.begin() as conn:  # someone edits the database by hand
+        conn.execute(text("UPDATE graduates SET answer_status = NULL"))
+    config = tmp_path / "kabar.toml"
+    config.write_text(f'[database]\nurl = "{settings.database.url}"\n')
+    runner = CliRunner()
+    checked = runner.invoke(main, ["--config", str(config), "db", "summaries", "--check"])
+    assert checked.exit_code == 1 and "stale: 1 graduates, 0 rounds" in checked.output
+    repaired = runner.invoke(main, ["--config", str(config), "db", "summaries"])
+    assert repaired.exit_code == 0, repaired.output
+    assert nothing_stale(db) == {"graduates": [], "rounds": []}
+    again = runner.invoke(main, ["--config", str(config), "db", "summaries", "--check"])
+    assert again.exit_code == 0 and "stale: 0 graduates, 0 rounds" in again.output

@@ -12,9 +12,9 @@ Definitions:
 - a round: a check-in of a whole cohort (``schedule`` or ``manual``; a graduate's own ``CEK`` is
   not a round of the cohort). Rounds of several cohorts on the same local day are one bar.
 - prompted / responded: the round's progress reports / those with a first reply.
-- employment status, skill use and needs help: from each graduate's latest answer (the answered
-  report of the latest round, kept on the graduate row by ``bot.summaries``); graduates without
-  one are ``unknown``.
+- employment status and skill use: from each graduate's latest answer (the answered report of
+  the latest round, kept on the graduate row by ``bot.summaries``); graduates without one are
+  ``unknown``. Needs help: the graduate's latest word on help asks for help.
 - not answered: active, not opted-out graduates with no reply to their cohort's latest round.
 """
 
@@ -156,7 +156,7 @@ def cohort_figures(session: Session, scope: Scope) -> dict[int, Figures]:
                    *(count_if(status == s) for s in EMPLOYMENT_STATUSES),
                    count_if(and_(employed, skill.is_(True))),
                    count_if(and_(employed, skill.is_(False))),
-                   count_if(Graduate.answer_needs_help.is_(True)))
+                   count_if(Graduate.help_report_id.is_not(None)))
             .where(Graduate.active.is_(True), scope.on(Graduate.cohort_id))
             .group_by(Graduate.cohort_id)):
         f = figures.get(cohort_id)
@@ -246,18 +246,17 @@ def _months(sums: dict[tuple[int, int], list[int]]) -> list[tuple[int, int, floa
 
 
 def needs_help_list(session: Session, scope: Scope) -> list:
-    """Graduates whose latest answer asks for help, newest answer first."""
+    """Graduates whose latest word on help asks for help, newest request first."""
     said = func.coalesce(ProgressReport.completed_at, ProgressReport.responded_at,
                          ProgressReport.created_at)
     return session.execute(
         select(Graduate.id, Graduate.name, Graduate.phone, Graduate.opted_out,
                Cohort.name.label("cohort"), ProgressReport.needs_help, said.label("said_at"))
         .select_from(Graduate)
-        .join(ProgressReport, ProgressReport.id == Graduate.answer_report_id)
+        .join(ProgressReport, ProgressReport.id == Graduate.help_report_id)
         .join(Cohort, Cohort.id == Graduate.cohort_id)
-        .where(Graduate.answer_needs_help.is_(True), Graduate.active.is_(True),
-               scope.on(Graduate.cohort_id))
-        .order_by(Graduate.answer_report_id.desc()).limit(LIST_LIMIT)).all()
+        .where(Graduate.active.is_(True), scope.on(Graduate.cohort_id))
+        .order_by(Graduate.help_report_id.desc()).limit(LIST_LIMIT)).all()
 
 
 def not_answered_list(session: Session, scope: Scope,
@@ -284,10 +283,13 @@ def not_answered_list(session: Session, scope: Scope,
 
 def _first_silent_cohorts(per_cohort: dict[int, Figures]) -> list[int]:
     """The cohorts, in name order, whose silent graduates make up the first ``LIST_LIMIT``
-    (every cohort sharing the last one's name too: their people sort together)."""
+    (every cohort sharing the last one's name too: their people sort together).
+
+    ``per_cohort`` is in the order the database sorted the names (``cohort_figures``), so the
+    cut agrees with the list's ``ORDER BY`` whatever the collation."""
     chosen: list[int] = []
     count, last_name = 0, None
-    for f in sorted(per_cohort.values(), key=lambda f: f.label):
+    for f in per_cohort.values():  # in the database's order of names, as the list is sorted
         if count >= LIST_LIMIT and f.label != last_name:
             break
         if f.silent > 0:

@@ -183,6 +183,9 @@ def graduate_correct(graduate_id: int, report_id: int):
     """Store staff's correction of one report and audit the old and new values."""
     with get_db().session() as session:
         graduate = graduate_or_404(session, graduate_id)
+        # The graduate before their report, as the inbox locks them (bot.summaries): a reply
+        # being handled finishes first, and the two never wait on each other.
+        session.execute(select(Graduate.id).where(Graduate.id == graduate.id).with_for_update())
         report = session.scalar(select(ProgressReport).where(
             ProgressReport.id == report_id, ProgressReport.graduate_id == graduate.id))
         if report is None:

@@ -10,7 +10,7 @@ import tomllib
 from functools import cache
 from pathlib import Path
 
-from flask import request, session
+from flask import g, request, session
 
 TEXT_DIR = Path(__file__).parent / "text"
 LANGUAGES = ("id", "en")
@@ -33,12 +33,16 @@ def _texts(language: str) -> dict[str, str]:
 
 
 def current_language() -> str:
-    from bot import get_settings
+    """The request's language, worked out once per request (a page asks hundreds of times)."""
+    language = g.get("kabar_language")
+    if language is None:
+        from bot import get_settings
 
-    chosen = request.args.get("lang")
-    if chosen in LANGUAGES:
-        session["lang"] = chosen
-    return session.get("lang") or get_settings().app.language
+        chosen = request.args.get("lang")
+        if chosen in LANGUAGES:
+            session["lang"] = chosen
+        language = g.kabar_language = session.get("lang") or get_settings().app.language
+    return language
 
 
 def t(key: str, **values: object) -> str:

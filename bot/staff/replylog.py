@@ -214,8 +214,8 @@ def _rows(session, messages: list[Any], cohorts: dict[int, Any]) -> list[dict[st
                                      .where(Graduate.id.in_(graduate_ids))).all())
         help_notes = dict(session.execute(
             select(Graduate.id, ProgressReport.needs_help)
-            .join(ProgressReport, ProgressReport.id == Graduate.answer_report_id)
-            .where(Graduate.id.in_(graduate_ids), Graduate.answer_needs_help.is_(True))).all())
+            .join(ProgressReport, ProgressReport.id == Graduate.help_report_id)
+            .where(Graduate.id.in_(graduate_ids))).all())
     rows = []
     for m in messages:
         cohort = cohorts.get(m.cohort_id)

@@ -1,4 +1,4 @@
-"""stored summaries: each graduate's latest answer and each round's counts
+"""stored summaries: each graduate's latest answer and help request, each round's counts
 
 The dashboard, job targeting by status and the reply log read these instead of aggregating
 every progress report on each view (bot.summaries keeps them current). The backfill below
@@ -28,20 +28,25 @@ UPDATE checkin_rounds SET
              WHERE p.round_id = checkin_rounds.id)
 """
 LATEST_ANSWER = """
-UPDATE graduates SET answer_report_id = (
-  SELECT p.id FROM progress_reports p JOIN checkin_rounds r ON r.id = p.round_id
-  WHERE p.graduate_id = graduates.id AND p.employment_status IS NOT NULL
-  ORDER BY r.scheduled_for DESC, p.id DESC LIMIT 1)
+UPDATE graduates SET
+  answer_report_id = (
+    SELECT p.id FROM progress_reports p JOIN checkin_rounds r ON r.id = p.round_id
+    WHERE p.graduate_id = graduates.id AND p.employment_status IS NOT NULL
+    ORDER BY r.scheduled_for DESC, p.id DESC LIMIT 1),
+  help_report_id = (
+    SELECT h.id FROM progress_reports h
+    WHERE trim(coalesce(h.needs_help, '')) <> '' AND h.id = (
+      SELECT p.id FROM progress_reports p JOIN checkin_rounds r ON r.id = p.round_id
+      WHERE p.graduate_id = graduates.id
+        AND (p.completed_at IS NOT NULL OR trim(coalesce(p.needs_help, '')) <> '')
+      ORDER BY r.scheduled_for DESC, p.id DESC LIMIT 1))
 """
 WHAT_IT_SAYS = """
 UPDATE graduates SET
   answer_status = (SELECT p.employment_status FROM progress_reports p
                    WHERE p.id = graduates.answer_report_id),
   answer_uses_skill = (SELECT p.uses_training_skill FROM progress_reports p
-                       WHERE p.id = graduates.answer_report_id),
-  answer_needs_help = coalesce((SELECT trim(coalesce(p.needs_help, '')) <> ''
-                                FROM progress_reports p
-                                WHERE p.id = graduates.answer_report_id), false)
+                       WHERE p.id = graduates.answer_report_id)
 """
 
 
@@ -53,8 +58,7 @@ def upgrade() -> None:
     op.add_column('graduates', sa.Column('answer_report_id', sa.Integer(), nullable=True))
     op.add_column('graduates', sa.Column('answer_status', sa.String(length=16), nullable=True))
     op.add_column('graduates', sa.Column('answer_uses_skill', sa.Boolean(), nullable=True))
-    op.add_column('graduates', sa.Column('answer_needs_help', sa.Boolean(),
-                                         server_default=sa.false(), nullable=False))
+    op.add_column('graduates', sa.Column('help_report_id', sa.Integer(), nullable=True))
     op.execute(ROUND_COUNTS)
     op.execute(LATEST_ANSWER)
     op.execute(WHAT_IT_SAYS)
@@ -62,7 +66,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table('graduates', schema=None) as batch_op:
-        for name in ('answer_needs_help', 'answer_uses_skill', 'answer_status',
+        for name in ('help_report_id', 'answer_uses_skill', 'answer_status',
                      'answer_report_id'):
             batch_op.drop_column(name)
     with op.batch_alter_table('checkin_rounds', schema=None) as batch_op:
