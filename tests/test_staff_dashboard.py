@@ -229,10 +229,12 @@ def test_the_call_list_is_the_first_hundred_by_cohort_and_name(app, db):
     the first 100 of everyone silent, sorted by cohort and name. The 100th falls among two
     cohorts of the same name, whose people sort together."""
     expected = []
+    cohort_ids = []
     with db.session() as s:
         for index, name in enumerate(("Bordir 1", "Bordir 2", "Bordir 3", "Bordir 4",
                                       "Jahit 1", "Jahit 1", "Obras 1")):
             cohort = make_cohort(s, name, f"LPKS {index}", join_code=f"C{index}")
+            cohort_ids.append(cohort.id)
             people = make_graduates(s, cohort, 30, first_phone=6281300000000 + 1000 * index)
             round_ = a_round(s, cohort, month_start(1, 2))
             for number, graduate in enumerate(people):
@@ -248,3 +250,8 @@ def test_the_call_list_is_the_first_hundred_by_cohort_and_name(app, db):
     page = signed_in_client(app, db).get("/staff/dashboard").get_data(as_text=True)
     listed = re.findall(r'href="tel:(\+\d+)"', section(page, "silent"))
     assert listed == [phone for *_, phone in expected[:LIST_LIMIT]]
+    # The figures leave out the silent who opted out, for everyone and for one cohort.
+    assert figure(page, "not_answered") == str(len(expected))
+    one = signed_in_client(app, db, "sari").get(f"/staff/dashboard?cohort={cohort_ids[0]}")
+    assert figure(one.get_data(as_text=True), "not_answered") == str(
+        sum(1 for name, *_ in expected if name == "Bordir 1"))

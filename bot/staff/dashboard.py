@@ -52,6 +52,7 @@ RATING_MONTHS = 12
 LIST_LIMIT = 100
 PER_COHORT_CHART_MAX = 24  # cohorts in the per-cohort status chart
 COHORT_ROWS_MAX = 60  # beyond this many cohorts the table shows institutions only
+FEW_ROUNDS = 100  # up to this many latest rounds are looked up by id
 SELF_TRIGGER = "self"  # a round one graduate started with CEK (bot.checkins.ROUND_TRIGGERS)
 STATUSES = (*EMPLOYMENT_STATUSES, "unknown")
 STATUS_COLORS = {"employed": "#128c7e", "self_employed": "#2e86c1", "seeking": "#d68910",
@@ -177,12 +178,15 @@ def cohort_figures(session: Session, scope: Scope) -> dict[int, Figures]:
             f.round_at, f.prompted, f.responded = at, prompted, responded
             f.silent = prompted - responded
     # Nobody calls those who opted out (or left). There are few of them: their unanswered
-    # reports are read starting from them, and those of a latest round are taken off here.
-    for (round_id,) in session.execute(
-            select(ProgressReport.round_id)
-            .join(Graduate, Graduate.id == ProgressReport.graduate_id)
-            .where(or_(Graduate.opted_out.is_(True), Graduate.active.is_(False)),
-                   ProgressReport.responded_at.is_(None))):
+    # reports are read starting from them (or, for a few cohorts, from those rounds), and
+    # those of a latest round are taken off here.
+    unreachable = (select(ProgressReport.round_id)
+                   .join(Graduate, Graduate.id == ProgressReport.graduate_id)
+                   .where(or_(Graduate.opted_out.is_(True), Graduate.active.is_(False)),
+                          ProgressReport.responded_at.is_(None)))
+    if len(latest) <= FEW_ROUNDS:
+        unreachable = unreachable.where(ProgressReport.round_id.in_(list(latest)))
+    for (round_id,) in session.execute(unreachable):
         if round_id in latest:
             latest[round_id].silent -= 1
     return figures
