@@ -14,12 +14,14 @@ as any change to them, so they are never stale:
 
 A flush that creates or changes progress reports (through the ORM: the conversation, a staff
 correction, a new round, the demo) brings the summaries it touched up to date. A new report
-adds itself to its round's counts; a changed one has its round and graduate recomputed from the
-reports themselves, so a summary is right even after a change made some other way once
-``refresh`` or ``rebuild`` has run. On PostgreSQL a recomputed row is locked first (``FOR
-UPDATE``) so that two transactions answering in the same round count each other's committed
-answers; SQLite has one writer at a time anyway. Whoever changes a graduate's reports locks the
-graduate first (as the inbox does), so the locks are always taken in the same order.
+adds itself to its round's counts, and a reply or rating adds the difference it makes; a report
+whose earlier values are not known, or that moved to another round, has its rounds recounted.
+A graduate whose answers changed is recomputed from their reports, so a summary is right even
+after a change made some other way once ``refresh`` or ``rebuild`` has run. On PostgreSQL a
+recomputed row is locked first (``FOR UPDATE``) so that two transactions answering in the
+same round count each other's committed answers; SQLite has one writer at a time anyway.
+Whoever changes a graduate's reports locks the graduate first (as the inbox does), so the
+locks are always taken in the same order.
 
 Statements that change reports in bulk (``update(ProgressReport)``) bypass the flush. They
 may change only columns no summary reads (``status``, ``closed_at``, ``reminded_at``), or they
@@ -88,13 +90,15 @@ def _round_count(aggregate):
 
 def _graduate_updates(where) -> tuple:
     """Two statements: find each graduate's latest answer, then copy what it says."""
+    # updated_at stays: it records edits of the graduate, and a summary is not one.
     find = update(Graduate).where(where).values(
         answer_report_id=latest_answer_id(Graduate.id),
-        help_report_id=help_request_id(Graduate.id))
+        help_report_id=help_request_id(Graduate.id), updated_at=Graduate.updated_at)
     said = Graduate.answer_report_id
     copy = update(Graduate).where(where).values(
         answer_status=_answer(_report.employment_status, said),
-        answer_uses_skill=_answer(_report.uses_training_skill, said))
+        answer_uses_skill=_answer(_report.uses_training_skill, said),
+        updated_at=Graduate.updated_at)
     return find, copy
 
 
@@ -116,10 +120,11 @@ def refresh(connection: Connection, graduate_ids: Iterable[int] = (),
              lambda chunk: _graduate_updates(Graduate.id.in_(chunk)))):
         for start in range(0, len(ids), CHUNK):
             chunk = ids[start:start + CHUNK]
-            # Wait for any other transaction changing these rows, so that the statements
-            # below (each with a new snapshot on PostgreSQL) count what it committed.
-            connection.execute(select(table.id).where(table.id.in_(chunk))
-                               .order_by(table.id).with_for_update())
+            if connection.dialect.name != "sqlite":  # SQLite: one writer at a time anyway
+                # Wait for any other transaction changing these rows, so that the statements
+                # below (each with a new snapshot on PostgreSQL) count what it committed.
+                connection.execute(select(table.id).where(table.id.in_(chunk))
+                                   .order_by(table.id).with_for_update())
             for statement in statements(chunk):
                 connection.execute(statement)
 
@@ -178,22 +183,29 @@ def _says_something(report: ProgressReport) -> bool:
             or bool((report.needs_help or "").strip()))
 
 
-def _add_new_reports(connection: Connection, reports: list[ProgressReport]) -> None:
-    """Add new reports to their rounds' counts (no recount: a round of 400 prompts is 400
-    inserts). ``UPDATE … SET n = n + k`` is safe beside other writers on PostgreSQL."""
-    added: dict[int, list[int]] = {}
-    for report in reports:
-        sums = added.setdefault(report.round_id, [0, 0, 0, 0])
-        sums[0] += 1
-        sums[1] += report.responded_at is not None
-        sums[2] += report.skill_rating or 0
-        sums[3] += report.skill_rating is not None
-    for round_id, (prompted, responded, rating_sum, ratings) in sorted(added.items()):
-        connection.execute(update(CheckInRound).where(CheckInRound.id == round_id).values(
-            prompted=CheckInRound.prompted + prompted,
-            responded=CheckInRound.responded + responded,
-            rating_sum=CheckInRound.rating_sum + rating_sum,
-            ratings=CheckInRound.ratings + ratings))
+def _counted(responded_at, skill_rating) -> tuple[int, int, int]:
+    """What one report adds to its round's responded, rating_sum and ratings."""
+    return (responded_at is not None, skill_rating or 0, skill_rating is not None)
+
+
+def _known_before(obj, fields: tuple[str, ...]) -> bool:
+    """Whether every field's value before this flush is known (loaded, not expired)."""
+    state = inspect(obj)
+    return all(state.attrs[name].history.deleted or not state.attrs[name].history.added
+               for name in fields)
+
+
+def _add_to_rounds(connection: Connection, deltas: dict[int, list[int]]) -> None:
+    """Add to rounds' counts without recounting (a round of 400 prompts is 400 inserts, and
+    each reply changes one report). ``UPDATE … SET n = n + k`` is safe beside other writers
+    on PostgreSQL: it applies to the row as the last writer committed it."""
+    for round_id, (prompted, responded, rating_sum, ratings) in sorted(deltas.items()):
+        if prompted or responded or rating_sum or ratings:
+            connection.execute(update(CheckInRound).where(CheckInRound.id == round_id).values(
+                prompted=CheckInRound.prompted + prompted,
+                responded=CheckInRound.responded + responded,
+                rating_sum=CheckInRound.rating_sum + rating_sum,
+                ratings=CheckInRound.ratings + ratings))
 
 
 @event.listens_for(Session, "after_flush")
@@ -202,17 +214,26 @@ def _after_flush(session: Session, _context) -> None:
     # show what this flush changed.
     graduates: set[int] = set()
     recount: set[int] = set()
-    new_reports: list[ProgressReport] = []
+    deltas: dict[int, list[int]] = {}  # round id -> prompted, responded, rating sum, ratings
     moved_rounds: list[int] = []
     for obj in session.new:
         if isinstance(obj, ProgressReport):
-            new_reports.append(obj)
+            delta = deltas.setdefault(obj.round_id, [0, 0, 0, 0])
+            for i, value in enumerate((1, *_counted(obj.responded_at, obj.skill_rating))):
+                delta[i] += value
             if _says_something(obj):
                 graduates.add(obj.graduate_id)
     for obj in session.dirty:
         if isinstance(obj, ProgressReport):
             if _changed(obj, ROUND_FIELDS):
-                recount.update((obj.round_id, _old(obj, "round_id")))
+                if _changed(obj, ("round_id",)) or not _known_before(obj, ROUND_FIELDS):
+                    recount.update((obj.round_id, _old(obj, "round_id")))
+                else:  # a reply or a rating: the difference it makes
+                    delta = deltas.setdefault(obj.round_id, [0, 0, 0, 0])
+                    now = _counted(obj.responded_at, obj.skill_rating)
+                    before = _counted(_old(obj, "responded_at"), _old(obj, "skill_rating"))
+                    for i in range(3):
+                        delta[i + 1] += now[i] - before[i]
             if _changed(obj, ANSWER_FIELDS):
                 graduates.update((obj.graduate_id, _old(obj, "graduate_id")))
         elif isinstance(obj, CheckInRound) and _changed(obj, ("scheduled_for",)):
@@ -221,16 +242,16 @@ def _after_flush(session: Session, _context) -> None:
         if isinstance(obj, ProgressReport):
             recount.add(_old(obj, "round_id"))
             graduates.add(_old(obj, "graduate_id"))
-    if not (graduates or recount or new_reports or moved_rounds):
+    if not (graduates or recount or deltas or moved_rounds):
         return
     connection = session.connection()
     if moved_rounds:
         graduates.update(connection.scalars(select(ProgressReport.graduate_id).where(
             ProgressReport.round_id.in_(moved_rounds))))
-    # A round recounted below already counts this flush's new reports.
-    _add_new_reports(connection, [r for r in new_reports if r.round_id not in recount])
+    # A round recounted below already counts everything this flush did to it.
+    _add_to_rounds(connection, {k: v for k, v in deltas.items() if k not in recount})
     refresh(connection, graduates, recount)
-    rounds = recount | {r.round_id for r in new_reports}
+    rounds = recount | set(deltas)
     session.info.setdefault("kabar.summaries", []).append((graduates, rounds))
 
 
