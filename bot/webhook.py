@@ -138,7 +138,7 @@ def receive_form(form: Mapping[str, str]) -> Response:
         log.warning("inbound webhook: bad request: %s", exc)
         return Response(f"bad request: {exc}\n", status=400, mimetype="text/plain")
     try:
-        with get_db().engine.begin() as connection:
+        with get_db().single_statement.begin() as connection:
             if not record_inbound(connection, message.to_row()):
                 log.info("inbound webhook: %s already recorded", message.message_sid)
     except Exception:
