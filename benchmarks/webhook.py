@@ -701,8 +701,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn -w (default 2)")
     parser.add_argument("--timeout", type=int, default=10,
                         help="wrk --timeout in seconds; slower answers count as errors (10)")
-    parser.add_argument("--rate", type=int, default=3000,
-                        help="requests generated per second of --duration (default 3000)")
+    parser.add_argument("--rate", type=int, default=6000,
+                        help="requests generated per second of --duration (default 6000)")
     parser.add_argument("--wave", type=int, default=50,
                         help="graduates per wrk thread answering the check-in together "
                              "(default 50; see conversation_order)")
