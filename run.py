@@ -52,9 +52,19 @@ def main(argv: list[str]) -> int:
     what, rest = argv[0], argv[1:]
     if what == "demo":
         ensure_venv("")
-        return subprocess.call([str(BIN / "kabar"), "demo", *rest], cwd=ROOT)
+        return run([str(BIN / "kabar"), "demo", *rest])
     ensure_venv("test")
-    return subprocess.call([str(PYTHON), "-m", "pytest", *rest], cwd=ROOT)
+    return run([str(PYTHON), "-m", "pytest", *rest])
+
+
+def run(command: list[str]) -> int:
+    """Become ``command`` where the system allows it, so that a signal meant for this process
+    (a service manager's SIGTERM, ``kill``) reaches Kabar itself and leaves nothing behind."""
+    if os.name != "posix":
+        return subprocess.call(command, cwd=ROOT)
+    sys.stdout.flush()
+    os.chdir(ROOT)
+    os.execv(command[0], command)
 
 
 if __name__ == "__main__":

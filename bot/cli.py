@@ -309,8 +309,18 @@ def demo(host: str, port: int, data_dir: Path, fresh: bool) -> None:
 
 def _ensure_schema(ctx: Context) -> None:
     """Refuse to work on a database that was never upgraded, with the fix in the message."""
+    from sqlalchemy.engine import make_url
+
     from bot.migrate import is_current
 
+    url = make_url(ctx.settings.database.url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
+            and not Path(url.database).exists():
+        # Opening it would leave an empty file behind; say where Kabar looked instead.
+        raise click.ClickException(
+            f"there is no database at {url.database}: set database.url in the configuration "
+            f"file (--config) or KABAR_DATABASE_URL (the demo's is sqlite:///kabar-demo/"
+            f"kabar-demo.db), or create a new one with `kabar db upgrade`")
     if not is_current(ctx.db.engine):
         raise click.ClickException(
             f"the database at {_safe_url(ctx.settings.database.url)} is not up to date: "

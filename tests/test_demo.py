@@ -13,6 +13,7 @@ import time
 import urllib.request
 from collections import Counter
 from datetime import date
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -37,6 +38,7 @@ from bot.models import (
 from bot.phones import normalize_phone
 
 TODAY = date(2026, 12, 1)
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def seeded(session, settings, seed=7):
@@ -179,6 +181,36 @@ def test_demo_serves_the_simulator_and_stops_on_ctrl_c(tmp_path):
     output.append(rest)
     assert proc.returncode == 0, "".join(output)
     assert "stopped." in rest
+
+
+@pytest.mark.skipif(not (Path(sys.prefix) / ".kabar-installed-test").exists(),
+                    reason="needs the environment `python3 run.py test` made")
+def test_run_py_demo_stops_on_sigterm_and_leaves_nothing_running(tmp_path):
+    """A service manager or ``kill`` stops ``python3 run.py demo`` with SIGTERM: the server
+    itself must stop, not only a wrapper around it."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "run.py"), "demo", "--port", str(port),
+         "--data-dir", str(tmp_path / "demo")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "KABAR_VENV": sys.prefix})
+    output = []
+    try:
+        deadline = time.monotonic() + 90
+        for line in proc.stdout:
+            output.append(line)
+            if "Press Ctrl-C" in line or time.monotonic() > deadline:
+                break
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as reply:
+            assert reply.status == 200, "".join(output)
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "stopped." in rest, "".join(output) + rest
+    with pytest.raises(OSError):  # nobody listens on the port any more
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
 
 
 def test_a_graduate_with_sample_history_is_answered_in_the_simulator(app, db, settings):

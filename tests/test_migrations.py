@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 from alembic import command
 from click.testing import CliRunner
 from sqlalchemy import inspect
@@ -39,9 +41,21 @@ def test_db_upgrade_command_creates_a_new_sqlite_database(tmp_path):
 
 
 def test_commands_refuse_a_database_that_was_never_upgraded(tmp_path):
+    sqlite3.connect(tmp_path / "empty.db").close()
     config = tmp_path / "kabar.toml"
     config.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "empty.db"}"\n')
     result = CliRunner().invoke(main, ["--config", str(config), "export", "messages",
                                        "--output", str(tmp_path / "m.csv")])
     assert result.exit_code != 0
     assert "run `kabar db upgrade` first" in result.output
+
+
+def test_commands_name_a_missing_database_file_and_do_not_create_it(tmp_path):
+    config = tmp_path / "kabar.toml"
+    missing = tmp_path / "typo.db"
+    config.write_text(f'[database]\nurl = "sqlite:///{missing}"\n')
+    result = CliRunner().invoke(main, ["--config", str(config), "db", "summaries", "--check"])
+    assert result.exit_code == 1
+    assert f"there is no database at {missing}" in result.output
+    assert "kabar-demo/kabar-demo.db" in result.output  # where the demo keeps its data
+    assert not missing.exists()
