@@ -25,17 +25,20 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot import catalog
-from bot.broadcasts import CODE_ALPHABET
+from bot.broadcasts import CODE_ALPHABET, job_message
 from bot.config import TEMPLATE_KINDS, Settings
 from bot.db import Database
 from bot.models import (
     INBOUND,
+    MSG_DELIVERED,
     MSG_HANDLED,
     MSG_READ,
+    MSG_SENT,
     OUTBOUND,
     REPORT_COMPLETED,
     REPORT_OPEN,
     REPORT_UNANSWERED,
+    Broadcast,
     CheckInRound,
     Cohort,
     Graduate,
@@ -154,11 +157,8 @@ def seed_sample_data(session: Session, settings: Settings, rng: random.Random,
         reports += _finished_round(session, settings, rng, cohorts[cohort_name],
                                    graduates[cohort_name], round_day)
     jobs = _jobs(session, rng, today)
-    # A few sewing graduates already answered MINAT for the KITB shoe factory.
-    for graduate in graduates["Menjahit 1"][:3] + graduates["Menjahit 5"][:2]:
-        session.add(Interest(job_id=jobs[0].id, graduate_id=graduate.id,
-                             created_at=_at(today - timedelta(days=2), 10, 5, settings)))
-    session.flush()
+    _job_sent(session, settings, rng, jobs[0], [cohorts["Menjahit 1"], cohorts["Menjahit 5"]],
+              graduates, today - timedelta(days=3))
     return {"institutions": len(INSTITUTIONS), "cohorts": len(cohorts), "graduates": index,
             "reports": reports, "jobs": len(jobs)}
 
@@ -183,6 +183,39 @@ def _jobs(session: Session, rng: random.Random, today: date) -> list[JobOpening]
         made.append(job)
     session.flush()
     return made
+
+
+def _job_sent(session: Session, settings: Settings, rng: random.Random, job: JobOpening,
+              cohorts: list[Cohort], graduates: dict[str, list[Graduate]], day: date) -> None:
+    """The KITB opening as staff sent it to two sewing cohorts a few days ago: delivered to
+    most, read by many, and five graduates answered MINAT (the job page's shortlist)."""
+    sent_at = _at(day, 10, 0, settings)
+    recipients = [(cohort, g) for cohort in cohorts for g in graduates[cohort.name]
+                  if not g.opted_out]
+    broadcast = Broadcast(
+        kind="job_opening", job_id=job.id, body=job_message("id", job), created_by=ADMIN,
+        recipient_count=len(recipients), created_at=sent_at,
+        target={"cohort_ids": [c.id for c in cohorts], "cohorts": [c.name for c in cohorts],
+                "skill": None, "statuses": []})
+    session.add(broadcast)
+    session.flush()
+    chats = {cohort.id: _Chat(session, cohort, prefix="job") for cohort in cohorts}
+    for cohort, graduate in recipients:
+        status = rng.choices((MSG_READ, MSG_DELIVERED, MSG_SENT), weights=(60, 32, 8))[0]
+        chats[cohort.id].out(graduate, "job_opening", job_message(graduate.language, job),
+                             sent_at, broadcast_id=broadcast.id,
+                             dedupe_key=f"broadcast:{broadcast.id}:{graduate.id}",
+                             status=status)
+    interested = graduates[cohorts[0].name][:3] + graduates[cohorts[1].name][:2]
+    for minutes, graduate in enumerate(interested):
+        said = sent_at + timedelta(hours=2, minutes=7 * minutes)
+        chat = chats[graduate.cohort_id]
+        chat.inbound(graduate, f"minat {job.code.lower()}", said)
+        chat.out(graduate, "reply", catalog.text("id", "interest.recorded", title=job.title,
+                                                 employer=job.employer, code=job.code),
+                 said + timedelta(seconds=4))
+        session.add(Interest(job_id=job.id, graduate_id=graduate.id, created_at=said))
+    session.flush()
 
 
 def _finished_round(session: Session, settings: Settings, rng: random.Random, cohort: Cohort,
@@ -256,20 +289,22 @@ def _answers(rng: random.Random, report: ProgressReport) -> Iterator[tuple[str, 
 class _Chat:
     """Writes the messages of a past conversation, already delivered and read."""
 
-    def __init__(self, session: Session, cohort: Cohort) -> None:
+    def __init__(self, session: Session, cohort: Cohort, prefix: str = "demo") -> None:
         self.session = session
         self.cohort = cohort
+        self.prefix = prefix  # keeps SIDs of different chats of one cohort apart
         self.count = 0
 
     def _sid(self) -> str:
         """A made-up, unique Twilio-style SID (SM + 32 characters)."""
         self.count += 1
-        return f"SMdemo{self.cohort.id:04d}{self.count:024d}"
+        return f"SM{self.prefix:<4.4}{self.cohort.id:04d}{self.count:024d}"
 
-    def out(self, graduate: Graduate, kind: str, body: str, at: datetime, **extra: Any) -> None:
+    def out(self, graduate: Graduate, kind: str, body: str, at: datetime,
+            status: str = MSG_READ, **extra: Any) -> None:
         self.session.add(Message(
             direction=OUTBOUND, graduate_id=graduate.id, cohort_id=self.cohort.id,
-            phone=graduate.phone, kind=kind, body=body, status=MSG_READ, attempts=1,
+            phone=graduate.phone, kind=kind, body=body, status=status, attempts=1,
             twilio_sid=self._sid(), created_at=at, sent_at=at,
             updated_at=at, next_attempt_at=at, **extra))
 

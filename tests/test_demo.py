@@ -30,12 +30,14 @@ from bot.models import (
     Cohort,
     Graduate,
     Institution,
+    Interest,
     JobOpening,
     Message,
     ProgressReport,
     StaffUser,
 )
 from bot.phones import normalize_phone
+from tests.staff_helpers import signed_in_client
 
 TODAY = date(2026, 12, 1)
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,6 +97,28 @@ def test_sample_data_has_a_finished_round_with_varied_answers(db, settings):
         jobs = session.scalars(select(JobOpening)).all()
         assert any("KITB" in j.employer and j.skill == "menjahit" for j in jobs)
         assert all(j.is_open(TODAY) for j in jobs)
+
+
+def test_the_sample_job_was_sent_and_its_shortlist_came_from_whatsapp(app, db, settings):
+    """The job page of the demo shows a sent opening: delivery figures and a shortlist whose
+    people answered MINAT in the chat."""
+    with db.session() as session:
+        seeded(session, settings)
+    with db.session() as session:
+        job = session.scalar(select(JobOpening).where(JobOpening.employer.contains("KITB")))
+        sent = session.scalars(select(Message).where(Message.kind == "job_opening")).all()
+        statuses = Counter(m.status for m in sent)
+        assert len(sent) == 39 and statuses["read"] > statuses["delivered"] > 0
+        interested = {i.graduate_id for i in session.scalars(select(Interest))}
+        asked = {m.graduate_id for m in session.scalars(select(Message).where(
+            Message.direction == "in", Message.body == f"minat {job.code.lower()}"))}
+        assert len(interested) == 5 and asked == interested
+        assert interested <= {m.graduate_id for m in sent}
+        job_id = job.id
+    page = signed_in_client(app, db).get(f"/staff/jobs/{job_id}").get_data(as_text=True)
+    assert "Menjahit 1" in page and "Menjahit 5" in page
+    assert 'data-interests="5"' in page  # the shortlist
+    assert page.count('<td class="phone">') == 5
 
 
 def test_sample_data_is_repeatable(db, settings, tmp_path):
