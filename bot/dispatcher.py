@@ -47,7 +47,7 @@ from bot.outbox import (
     release_claims,
 )
 from bot.transports import (
-    NoTemplate,
+    NotSendable,
     OutboundRequest,
     Transport,
     TransportError,
@@ -165,7 +165,7 @@ class Dispatcher:
             for message in messages:
                 try:
                     requests.append(request_for(message, self.settings, now=now))
-                except NoTemplate as exc:
+                except NotSendable as exc:
                     # Refused before sending: staff see what to configure on the row.
                     log.warning("message %s to %s (%s) refused: %s", message.id,
                                 message.phone, message.kind, exc)
@@ -283,7 +283,7 @@ class Dispatcher:
     def _request_as_sent(self, message: Message) -> OutboundRequest:
         try:
             return request_for(message, self.settings, now=message.claimed_at)
-        except NoTemplate:
+        except NotSendable:
             # Refused at that claim too, so never sent; the body is what it would have carried.
             return OutboundRequest(message_id=message.id, to=message.phone, body=message.body)
 

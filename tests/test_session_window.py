@@ -17,7 +17,7 @@ from bot.db import Database
 from bot.dispatcher import Dispatcher
 from bot.models import MSG_FAILED, MSG_QUEUED, Graduate, Message, utcnow
 from bot.outbox import enqueue
-from bot.transports import NO_TEMPLATE
+from bot.transports import NO_TEMPLATE, WINDOW_CLOSED
 from bot.transports.console import ConsoleTransport
 from tests.conftest import TEST_AUTH_TOKEN, TEST_TEMPLATES
 from tests.factories import make_cohort, make_graduates
@@ -196,3 +196,24 @@ def test_simulator_refuses_like_twilio(settings, db):
     assert "twilio.templates.checkin" in message.error_message
     with db.session() as session:
         assert session.scalar(select(Graduate.opted_out)) is False  # nothing else changed
+
+
+@pytest.mark.parametrize("kind", ["reply", "optout_confirm"])
+def test_a_reply_that_waited_past_the_window_fails_here_not_at_twilio(twilio_settings, db,
+                                                                      twilio_fake, kind):
+    """The dispatcher was stopped for a day: the reply to yesterday's message would only get
+    Twilio's 63016. It fails with the reason on the row, and nothing is sent."""
+    late_id = queue(db, kind, last_inbound_ago=timedelta(hours=25), body="Terima kasih")
+    with db.session() as session:  # a reply inside its window, in the same batch, still goes
+        [other] = make_graduates(session, make_cohort(session, name="Bordir 1"), 1,
+                                 first_phone=6281300000001)
+        other.last_inbound_at = utcnow() - timedelta(hours=23)
+        enqueue(session, graduate=other, kind=kind, body="Sama-sama")
+
+    assert Dispatcher(twilio_settings, db).run_once() == 1
+
+    assert [(r["form"]["To"], r["form"].get("Body")) for r in twilio_fake.requests] == [
+        ("whatsapp:+6281300000001", "Sama-sama")]
+    late = row(db, late_id)
+    assert (late.status, late.error_code, late.twilio_sid) == (MSG_FAILED, WINDOW_CLOSED, None)
+    assert "more than 24 hours old" in late.error_message

@@ -33,6 +33,8 @@ STATUS_CALLBACK_PATH = "/twilio/status"
 SESSION_WINDOW = timedelta(hours=24)
 # error_code of a business-initiated message refused because its template is not configured.
 NO_TEMPLATE = "no_template"
+# error_code of a reply refused because the window it answered in has closed since.
+WINDOW_CLOSED = "window_closed"
 
 
 @dataclass
@@ -110,11 +112,16 @@ def find_sent(transport: Transport, req: OutboundRequest, since: datetime, *,
     return finder(req, since, exclude=exclude)
 
 
-class NoTemplate(TransportError):
+class NotSendable(TransportError):
+    """A row ``request_for`` refuses before anything is sent; the dispatcher fails it with
+    this ``code`` and text (permanent: sending it later cannot help)."""
+
+
+class NoTemplate(NotSendable):
     """A business-initiated message outside the 24-hour window with no template to carry it.
 
-    Raised by ``request_for`` before anything is sent; the dispatcher fails the row with
-    ``error_code`` ``no_template`` and this text, which names the key staff must configure.
+    The dispatcher fails the row with ``error_code`` ``no_template`` and this text, which
+    names the key staff must configure.
     """
 
     def __init__(self, kind: str) -> None:
@@ -123,6 +130,18 @@ class NoTemplate(TransportError):
             f"configured for {kind} messages; set twilio.templates.{kind} to the Content SID "
             f"(HX...) of an approved template in the configuration file",
             code=NO_TEMPLATE)
+        self.kind = kind
+
+
+class WindowClosed(NotSendable):
+    """A reply (free-form text) that waited in the outbox until the graduate's 24-hour window
+    closed, say while no dispatcher ran for a day: Twilio would refuse it with 63016."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(
+            f"not sent: this {kind} answers the graduate's message, but that message is more "
+            f"than 24 hours old by now and WhatsApp takes free-form text only within 24 hours "
+            f"(was a dispatcher stopped?)", code=WINDOW_CLOSED)
         self.kind = kind
 
 
@@ -153,6 +172,8 @@ def request_for(message: Message, settings: Settings,
       kind (``twilio.templates``) with the row's ``content_variables``; with no template
       configured it raises ``NoTemplate`` and nothing is sent;
     - every other kind (replies, confirmations) answers a message inside the window: the body.
+      When the graduate's recorded window has closed since (the reply waited a day in the
+      outbox), ``WindowClosed`` is raised and nothing is sent, where Twilio would answer 63016.
 
     The body is always carried along so the simulator and console can show the text.
     """
@@ -160,13 +181,15 @@ def request_for(message: Message, settings: Settings,
     from bot.outbox import BUSINESS_INITIATED
 
     content_sid = message.content_sid or None
-    if content_sid is None and message.kind in BUSINESS_INITIATED:
-        graduate = message.graduate
-        last_inbound = graduate.last_inbound_at if graduate is not None else None
-        if not window_open(last_inbound, now or utcnow()):
+    graduate = message.graduate
+    last_inbound = graduate.last_inbound_at if graduate is not None else None
+    if content_sid is None and not window_open(last_inbound, now or utcnow()):
+        if message.kind in BUSINESS_INITIATED:
             content_sid = settings.twilio.templates.get(message.kind) or None
             if content_sid is None:
                 raise NoTemplate(message.kind)
+        elif last_inbound is not None:
+            raise WindowClosed(message.kind)
     return OutboundRequest(
         message_id=message.id,
         to=message.phone,
@@ -198,7 +221,9 @@ def build_transport(settings: Settings) -> Transport:
 __all__ = [
     "NO_TEMPLATE",
     "SESSION_WINDOW",
+    "WINDOW_CLOSED",
     "NoTemplate",
+    "NotSendable",
     "OutboundRequest",
     "SendResult",
     "Transport",
@@ -208,5 +233,6 @@ __all__ = [
     "find_sent",
     "request_for",
     "status_callback_url",
+    "WindowClosed",
     "window_open",
 ]
