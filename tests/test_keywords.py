@@ -206,6 +206,22 @@ def test_cek_starts_a_checkin_for_this_graduate_now(send, db, graduate_id):
     assert last_body(db) == t("checkin.ask_business")
 
 
+def test_cek_in_the_middle_of_a_checkin_asks_its_question_again(send, db, graduate_id):
+    """A graduate who sends CEK halfway keeps what they said: no second check-in starts."""
+    send("cek")
+    send("2")
+    assert last_body(db) == t("checkin.ask_business")
+    send("CEK")
+    assert last_body(db) == t("checkin.ask_business")
+    with db.session() as session:
+        assert len(session.scalars(select(CheckInRound)).all()) == 1
+        report = session.scalars(select(ProgressReport)).one()
+        assert (report.status, report.employment_status) == ("open", "self_employed")
+    send("jahit permak di rumah")
+    with db.session() as session:
+        assert session.scalars(select(ProgressReport)).one().employer == "jahit permak di rumah"
+
+
 # --- BERHENTI / MULAI -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("stop, start", [("BERHENTI", "MULAI"), ("stop", "Start")])

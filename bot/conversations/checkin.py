@@ -187,24 +187,47 @@ _check_table(STATES)
 
 # --- running it -----------------------------------------------------------------------------
 
-def handle_reply(turn: Turn) -> bool:
-    """Take one reply in the graduate's open check-in; False if it is no longer open."""
+def _open_question(turn: Turn) -> tuple[ProgressReport, Question] | None:
+    """The graduate's open check-in and its current question; None when there is none (a
+    check-in past its expiry is closed as unanswered here)."""
     conversation = turn.conversation
-    assert conversation is not None and conversation.flow == CHECKIN_FLOW
+    if conversation is None or conversation.flow != CHECKIN_FLOW:
+        return None
     report = (turn.session.get(ProgressReport, conversation.report_id)
               if conversation.report_id is not None else None)
     if report is None or report.status != REPORT_OPEN:
-        return False
+        return None
     expires = timedelta(days=turn.settings.scheduler.checkin_expires_after_days)
     if report.created_at + expires <= turn.now:
         log.info("check-in %s of graduate %s timed out", report.id, turn.graduate.id)
         _close(report, REPORT_UNANSWERED, turn)
-        return False
+        return None
     question = STATES.get(conversation.state)
     if question is None:
         log.error("conversation of graduate %s is in unknown check-in state %r; ended",
                   turn.graduate.id, conversation.state)
+        return None
+    return report, question
+
+
+def ask_again(turn: Turn) -> bool:
+    """Say the open check-in's current question again (the graduate sent CEK in the middle of
+    one); False when no check-in is open."""
+    found = _open_question(turn)
+    if found is None:
         return False
+    turn.say(found[1].ask, name=turn.graduate.name)
+    return True
+
+
+def handle_reply(turn: Turn) -> bool:
+    """Take one reply in the graduate's open check-in; False if it is no longer open."""
+    conversation = turn.conversation
+    assert conversation is not None and conversation.flow == CHECKIN_FLOW
+    found = _open_question(turn)
+    if found is None:
+        return False
+    report, question = found
 
     _keep_raw(report, question.key, turn.text)
     if report.responded_at is None:

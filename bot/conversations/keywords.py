@@ -81,7 +81,8 @@ def record_interest(turn: Turn, argument: str | None) -> None:
 
 
 def start_checkin(turn: Turn, argument: str | None) -> None:
-    """Starts a check-in for this graduate alone, now (a round with trigger "self")."""
+    """Starts a check-in for this graduate alone, now (a round with trigger "self"); in the
+    middle of an open one, asks its current question again instead, keeping what was said."""
     cohort = turn.graduate.cohort
     if not turn.graduate.can_receive:
         log.info("graduate %s asked for a check-in but cannot receive it (opted out or inactive)",
@@ -89,6 +90,8 @@ def start_checkin(turn: Turn, argument: str | None) -> None:
         return
     if cohort is None:
         show_menu(turn, argument)
+        return
+    if checkin.ask_again(turn):
         return
     round_ = CheckInRound(cohort_id=cohort.id, scheduled_for=turn.now, trigger="self")
     turn.session.add(round_)
