@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 import uuid
 from datetime import timedelta
 
@@ -33,6 +32,7 @@ from bot.models import (
 )
 from tests.conftest import PG_URL
 from tests.factories import make_cohort, make_graduates
+from tests.live import wait_for
 from tests.staff_helpers import csrf_from, signed_in_client
 from tests.test_checkin_flow import GraduateChat
 
@@ -314,6 +314,16 @@ def test_upgrading_an_existing_database_fills_the_summaries(empty_url):
 
 # --- two writers at once (PostgreSQL; SQLite has one writer at a time) ------------------------
 
+def wait_for_a_lock_wait(db, what: str) -> None:
+    """Until some session of this database waits on a row lock (PostgreSQL)."""
+    def waiting() -> bool:
+        with db.engine.connect() as conn:
+            return bool(conn.scalar(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND datname = current_database()")))
+    wait_for(waiting, timeout=10, message=what)
+
+
 @pytest.mark.skipif(not PG_URL, reason="concurrent writers need PostgreSQL")
 def test_two_answers_in_one_round_committed_at_once_are_both_counted(db):
     with db.session() as s:
@@ -345,13 +355,7 @@ def test_two_answers_in_one_round_committed_at_once_are_both_counted(db):
 
     worker = threading.Thread(target=second)
     worker.start()
-    deadline = time.monotonic() + 10
-    with db.engine.connect() as conn:  # the second writer is waiting for the first
-        while not conn.scalar(text(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                "AND datname = current_database()")):
-            assert time.monotonic() < deadline, "the second writer never waited"
-            conn.rollback()
+    wait_for_a_lock_wait(db, "the second writer to wait for the first")
     first.commit()
     first.close()
     worker.join(10)
@@ -382,13 +386,7 @@ def test_a_correction_while_a_reply_is_handled_waits_for_it(app, db):
 
     worker = threading.Thread(target=staff_correction)
     worker.start()
-    deadline = time.monotonic() + 10
-    with db.engine.connect() as conn:
-        while not conn.scalar(text(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                "AND datname = current_database()")):
-            assert time.monotonic() < deadline, "the correction never waited"
-            conn.rollback()
+    wait_for_a_lock_wait(db, "the correction to wait for the reply")
     # The reply being handled changes the same report, then commits.
     inbox.get(ProgressReport, ids[1]).needs_help = "butuh info lowongan"
     inbox.commit()

@@ -45,7 +45,6 @@ from bot.staff.charts import Bar, Point, Segment, bar_chart, line_chart, stacked
 from bot.staff.i18n import t
 from bot.staff.replylog import int_arg
 from bot.staff.timeline import count_if, day_label, local, month_name, short_date, when
-from bot.summaries import asks_for_help
 
 ROUNDS_SHOWN = 6
 RATING_MONTHS = 12
@@ -127,10 +126,6 @@ def percent(part: int, whole: int) -> str:
 # They read the stored summaries (bot.summaries): each graduate's latest answer on the
 # graduate row, each round's counts on the round row. So the unfiltered dashboard reads about
 # one row per graduate and one per round, however many reports and messages there are.
-
-def _help_given(column=ProgressReport.needs_help):
-    return asks_for_help(column)
-
 
 def _latest_rounds(scope: Scope):
     """The latest cohort round (not a graduate's own CEK) of each in-scope cohort."""

@@ -27,7 +27,7 @@ from bot.roster import RosterError, import_roster
 from bot.staff import bp
 from bot.staff.auth import can_write, cohort_or_404, graduate_or_404, scoped_cohort_ids
 from bot.staff.i18n import t
-from bot.staff.replylog import MAX_ID, cohort_choices, console_link, int_arg
+from bot.staff.replylog import cohort_choices, console_link, int_arg
 
 PAGE_SIZE = 50
 LANGUAGES = ("id", "en")
@@ -212,7 +212,7 @@ def roster_new():
     return redirect(url_for("staff.roster", q=graduate.name))
 
 
-@bp.route(f"/roster/<int(max={MAX_ID}):graduate_id>/edit", methods=["GET", "POST"])
+@bp.route("/roster/<int:graduate_id>/edit", methods=["GET", "POST"])
 @can_write
 def roster_edit(graduate_id: int):
     """Change a graduate's name, number, cohort, skill or language."""
@@ -250,7 +250,7 @@ def roster_edit(graduate_id: int):
     return redirect(url_for("staff.roster", q=graduate.name))
 
 
-@bp.post(f"/roster/<int(max={MAX_ID}):graduate_id>/active")
+@bp.post("/roster/<int:graduate_id>/active")
 @can_write
 def roster_active(graduate_id: int):
     """Deactivate (no more messages, kept with history) or reactivate a graduate."""

@@ -21,7 +21,6 @@ from bot.phones import PhoneError, normalize_phone
 from bot.staff import bp
 from bot.staff.auth import admin_only
 from bot.staff.i18n import t
-from bot.staff.replylog import MAX_ID
 from bot.staffusers import MIN_PASSWORD_LENGTH, StaffError, add_staff
 
 
@@ -141,7 +140,7 @@ def _edit_page(session, user: StaffUser, form: UserForm, errors: dict[str, str],
                            min_password=MIN_PASSWORD_LENGTH), status
 
 
-@bp.route(f"/users/<int(max={MAX_ID}):user_id>", methods=["GET", "POST"])
+@bp.route("/users/<int:user_id>", methods=["GET", "POST"])
 @admin_only
 def users_edit(user_id: int):
     """Change a user's role, institution and WhatsApp number (``staff.edit``)."""
@@ -181,7 +180,7 @@ def users_edit(user_id: int):
     return redirect(url_for("staff.users"))
 
 
-@bp.post(f"/users/<int(max={MAX_ID}):user_id>/password")
+@bp.post("/users/<int:user_id>/password")
 @admin_only
 def users_password(user_id: int):
     """Set a new password for a user (``staff.password_reset``; the password is not logged)."""
@@ -203,7 +202,7 @@ def users_password(user_id: int):
     return redirect(url_for("staff.users"))
 
 
-@bp.post(f"/users/<int(max={MAX_ID}):user_id>/active")
+@bp.post("/users/<int:user_id>/active")
 @admin_only
 def users_active(user_id: int):
     """Deactivate a user (signed out at their next request) or reactivate one."""
