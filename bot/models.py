@@ -133,6 +133,7 @@ class Graduate(Base):
     answer_status: Mapped[str | None] = mapped_column(String(16))
     answer_uses_skill: Mapped[bool | None] = mapped_column(Boolean)
     help_report_id: Mapped[int | None] = mapped_column(Integer)
+    answer_guessed: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -186,6 +187,14 @@ REPORT_OPEN = "open"  # prompt sent or queued, the graduate is answering
 REPORT_COMPLETED = "completed"  # every question answered (or skipped after two misses)
 REPORT_UNANSWERED = "unanswered"  # closed by a newer round or by expiry before completion
 
+# How a report field was read (ProgressReport.readings): a numbered choice, a tapped button,
+# clear words, a guess (a typo-tolerant match, a bare "sudah", a status given out of turn),
+# the answer to a follow-up question, a staff correction, or a meaning staff taught Kabar.
+READ_CHOICE, READ_BUTTON, READ_WORDS, READ_GUESS = "choice", "button", "words", "guess"
+READ_FOLLOWUP, READ_STAFF, READ_LEARNED = "followup", "staff", "learned"
+READ_HOW = (READ_CHOICE, READ_BUTTON, READ_WORDS, READ_GUESS, READ_FOLLOWUP, READ_STAFF,
+            READ_LEARNED)
+
 
 class ProgressReport(Base):
     """A graduate's answers to one round: interpreted values beside the raw text."""
@@ -210,6 +219,10 @@ class ProgressReport(Base):
     wants_job_alerts: Mapped[bool | None] = mapped_column(Boolean)
     skill_rating: Mapped[int | None] = mapped_column(Integer)
     needs_help: Mapped[str | None] = mapped_column(Text)
+    job_title: Mapped[str | None] = mapped_column(Text)  # "operator jahit", beside the employer
+    # How each field was read: {"employment_status": "choice", "employer": "followup", ...};
+    # one of READ_HOW.
+    readings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # {"status": ["blm dpt", "3"], "rating": ["4"], ...}: every raw reply per question.
     raw_answers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
