@@ -332,3 +332,35 @@ def _has_words(reply: str) -> bool:
 
 def _clean(reply: str) -> str:
     return " ".join(reply.split())
+
+
+# --- meanings staff taught Kabar ------------------------------------------------------------
+
+_FIELD_OF_QUESTION = {"status": "employment_status", "uses_skill": "uses_training_skill",
+                      "job_alerts": "wants_job_alerts", "rating": "skill_rating",
+                      "help": "needs_help"}
+
+
+def reread_answer(session: Session, settings: Settings, report: ProgressReport, question: str,
+                  meaning: str) -> bool:
+    """Apply a meaning staff gave to a reply Kabar could not place (the learning page) to one
+    report: the field of ``question`` is set when it is still empty, read as "learned".
+    Returns whether the report changed."""
+    field = _FIELD_OF_QUESTION.get(question)
+    if field is None or getattr(report, field) is not None:
+        return False
+    value: object
+    if question in ("uses_skill", "job_alerts"):
+        value = meaning == "yes"
+    elif question == "rating":
+        value = int(meaning)
+    elif question == "help":
+        if meaning != "nothing":
+            return False
+        report.readings = {**(report.readings or {}), field: "learned"}
+        return True
+    else:
+        value = meaning
+    setattr(report, field, value)
+    report.readings = {**(report.readings or {}), field: "learned"}
+    return True
