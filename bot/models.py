@@ -223,6 +223,10 @@ class ProgressReport(Base):
     # How each field was read: {"employment_status": "choice", "employer": "followup", ...};
     # one of READ_HOW.
     readings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The status was guessed (readings: "guess"); the dashboard can leave these out.
+    status_guessed: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # Three replies to the status question could not be placed: staff should call.
+    not_understood: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     # {"status": ["blm dpt", "3"], "rating": ["4"], ...}: every raw reply per question.
     raw_answers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -39,10 +39,11 @@ from sqlalchemy.orm import Session, aliased
 from bot.models import CheckInRound, Graduate, ProgressReport
 
 # Report columns each summary is computed from.
-ANSWER_FIELDS = ("employment_status", "uses_training_skill", "needs_help", "completed_at",
-                 "round_id", "graduate_id")
+ANSWER_FIELDS = ("employment_status", "uses_training_skill", "status_guessed", "needs_help",
+                 "completed_at", "round_id", "graduate_id")
 ROUND_FIELDS = ("responded_at", "skill_rating", "round_id")
-GRADUATE_SUMMARY = ("answer_report_id", "answer_status", "answer_uses_skill", "help_report_id")
+GRADUATE_SUMMARY = ("answer_report_id", "answer_status", "answer_uses_skill", "answer_guessed",
+                    "help_report_id")
 ROUND_SUMMARY = ("prompted", "responded", "rating_sum", "ratings")
 CHUNK = 500  # ids per statement, far below every backend's parameter limit
 
@@ -98,6 +99,7 @@ def _graduate_updates(where) -> tuple:
     copy = update(Graduate).where(where).values(
         answer_status=_answer(_report.employment_status, said),
         answer_uses_skill=_answer(_report.uses_training_skill, said),
+        answer_guessed=func.coalesce(_answer(_report.status_guessed, said), False),
         updated_at=Graduate.updated_at)
     return find, copy
 
@@ -140,16 +142,17 @@ def stale(connection: Connection) -> dict[str, list[int]]:
     """Graduates and rounds whose stored summary differs from their reports (for checks)."""
     answer = aliased(ProgressReport, name="latest_answer")
     expected = (select(Graduate.id, Graduate.answer_report_id, Graduate.answer_status,
-                       Graduate.answer_uses_skill, Graduate.help_report_id,
+                       Graduate.answer_uses_skill, Graduate.answer_guessed,
+                       Graduate.help_report_id,
                        answer.id.label("want_id"), answer.employment_status,
-                       answer.uses_training_skill,
+                       answer.uses_training_skill, answer.status_guessed,
                        help_request_id(Graduate.id).label("want_help"))
                 .outerjoin(answer, answer.id == latest_answer_id(Graduate.id)))
     graduates = [row.id for row in connection.execute(expected)
                  if (row.answer_report_id, row.answer_status, row.answer_uses_skill,
-                     row.help_report_id)
+                     bool(row.answer_guessed), row.help_report_id)
                  != (row.want_id, row.employment_status, row.uses_training_skill,
-                     row.want_help)]
+                     bool(row.status_guessed), row.want_help)]
     counts = (select(_report.round_id.label("id"), func.count(_report.id).label("prompted"),
                      func.count(_report.responded_at).label("responded"),
                      func.coalesce(func.sum(_report.skill_rating), 0).label("rating_sum"),
