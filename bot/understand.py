@@ -614,8 +614,6 @@ def read_place(text: str, *, business: bool = False) -> Place:
     """The workplace (or, with ``business``, the business) a reply names."""
     w = _words(text)
     generic = _V.answers["generic_business" if business else "generic_workplace"]
-    if business:
-        generic = generic | _V.answers["generic_workplace"]
     title_at = None if business else _title_run(w.words)
     skip = frozenset(range(*title_at)) if title_at else frozenset()
     title = _text_of(w, *title_at) if title_at else None
@@ -623,13 +621,30 @@ def read_place(text: str, *, business: bool = False) -> Place:
     if _phrase_in(rest, generic) or not _name_like(rest, generic):
         return Place(None, title, False)
     concepts = _V.table("status").concepts_of(w.words)
-    start = 0
-    if title_at and title_at[0] == 0:
-        start = _after_place(concepts, title_at[1])
-    name = _detail(w, concepts, start, skip) if not business else None
-    if not name or not _name_like(name.lower().split(), generic):
-        name = " ".join(text.split()).strip(" .,-")
-    return Place(name, title, True)
+    if title_at is None:
+        name = _place_span(w, concepts, 0, len(w.words))
+    else:  # the workplace after the title ("operator jahit di PT X") or before it
+        after = _place_span(w, concepts, title_at[1], len(w.words))
+        before = _place_span(w, concepts, 0, title_at[0])
+        name = next((part for part in (after, before)
+                     if part and _name_like(words_of(part), generic)), None)
+    return Place(name or " ".join(text.split()).strip(" .,-"), title, True)
+
+
+_PLACE_LEADS = {"filler", "already", "get", "work", "lead", "place", "connector", "solo"}
+_PLACE_TAILS = {"filler", "place", "connector"}
+
+
+def _place_span(w: _Words, concepts: list[str | None], start: int, end: int) -> str | None:
+    """The words from ``start`` to ``end`` as typed, without leading "sudah kerja di" or
+    trailing filler; the rest of the reply is kept ("konveksi Bu Siti, Wiradesa")."""
+    while start < end and concepts[start] in _PLACE_LEADS:
+        start += 1
+    while end > start and concepts[end - 1] in _PLACE_TAILS:
+        end -= 1
+    if start >= end:
+        return None
+    return _text_of(w, start, end).strip(" .,-") or None
 
 
 # --- yes / no --------------------------------------------------------------------------------

@@ -188,28 +188,37 @@ def test_studying_goes_straight_to_the_rating(grad):
     assert report.employer is None and report.wants_job_alerts is None
 
 
-def test_a_reply_it_cannot_place_gets_the_hint_and_two_misses_move_on(grad):
+def test_the_status_question_is_never_dropped_hint_then_buttons_then_the_call_list(grad, db):
     grad.begin()
     answer(grad, "hmm gimana ya", "checkin.hint_status")
     assert grad.conversation().state == ASK_STATUS
-    answer(grad, "entahlah", "checkin.ask_rating")  # second miss: moves on
+    answer(grad, "entahlah", "checkin.status_buttons")  # second miss: the same as buttons
+    with db.session() as session:
+        buttons = session.scalars(select(Message).where(Message.kind == "status_buttons")).one()
+        assert [b["title"] for b in buttons.meta["buttons"]] == [
+            "Sudah bekerja", "Usaha sendiri", "Belum bekerja", "Sekolah/pelatihan"]
+    grad.send("asdfghjkl")  # third miss: staff will call; the check-in goes on
+    assert grad.last_reply() == t("checkin.status_later",
+                                  question=t("checkin.ask_rating", name=NAME))
+    assert grad.report().not_understood is True
     answer(grad, "tidak tahu", "checkin.hint_rating")
-    answer(grad, "???", "checkin.ask_help")
+    answer(grad, "???", "checkin.ask_rating")  # no answer at all: asked again, not a miss
+    answer(grad, "qwerty", "checkin.ask_help")
     answer(grad, "tidak ada", "checkin.thanks")
     report = grad.report()
     assert report.status == "completed"
     assert report.employment_status is None and report.skill_rating is None
-    assert report.raw_answers["status"] == ["hmm gimana ya", "entahlah"]
-    assert report.raw_answers["rating"] == ["tidak tahu", "???"]
+    assert report.raw_answers["status"] == ["hmm gimana ya", "entahlah", "asdfghjkl"]
+    assert report.raw_answers["rating"] == ["tidak tahu", "???", "qwerty"]
 
 
 def test_a_placed_answer_after_one_miss_resets_the_count(grad):
     grad.begin()
-    answer(grad, "hmm", "checkin.hint_status")
+    answer(grad, "asdfghjkl", "checkin.hint_status")
     answer(grad, "3", "checkin.ask_job_alerts")
     answer(grad, "entah", "checkin.hint_job_alerts")  # a fresh question gets its own two tries
     answer(grad, "ya", "checkin.ask_rating")
-    assert grad.report().raw_answers["status"] == ["hmm", "3"]
+    assert grad.report().raw_answers["status"] == ["asdfghjkl", "3"]
 
 
 def test_keywords_work_mid_flow_and_the_question_stays_open(grad, db):
@@ -220,8 +229,11 @@ def test_keywords_work_mid_flow_and_the_question_stays_open(grad, db):
     answer(grad, "1", "checkin.ask_employer")
     grad.send("lowongan")
     assert "JHT01" in grad.last_reply()
+    assert grad.last_reply().endswith(
+        t("checkin.again", question=t("checkin.again_employer")))  # in the same message
     grad.send("MENU")
-    assert grad.last_reply() == t("menu")
+    assert grad.last_reply() == t("menu") + "\n\n" + t(
+        "checkin.again", question=t("checkin.again_employer"))
     conversation = grad.conversation()
     assert (conversation.state, conversation.misses) == (ASK_EMPLOYER, 0)
     answer(grad, "PT Sepatu", "checkin.ask_uses_skill")
@@ -270,7 +282,8 @@ def test_media_reply_asks_to_type_and_keeps_the_question(grad, db):
     answer(grad, "1", "checkin.ask_employer")
     grad.send("", NumMedia="1", MediaUrl0="https://api.twilio.com/media/ME1",
               MediaContentType0="audio/ogg")
-    assert grad.last_reply() == t("media_please_type")
+    assert grad.last_reply() == t("media_please_type") + "\n\n" + t(
+        "checkin.again", question=t("checkin.again_employer"))
     with db.session() as session:
         voice = session.scalars(select(Message).where(Message.direction == INBOUND)
                                 .order_by(Message.id.desc())).first()

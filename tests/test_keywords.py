@@ -212,7 +212,7 @@ def test_cek_in_the_middle_of_a_checkin_asks_its_question_again(send, db, gradua
     send("2")
     assert last_body(db) == t("checkin.ask_business")
     send("CEK")
-    assert last_body(db) == t("checkin.ask_business")
+    assert last_body(db) == t("checkin.again_business")
     with db.session() as session:
         assert len(session.scalars(select(CheckInRound)).all()) == 1
         report = session.scalars(select(ProgressReport)).one()

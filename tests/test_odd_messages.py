@@ -29,6 +29,11 @@ def last_inbound(db) -> Message:
                                .order_by(Message.id.desc())).first()
 
 
+def then_again(reply: str, question: str) -> str:
+    """A reply followed, in the same message, by the open check-in question asked again."""
+    return reply + "\n\n" + t("checkin.again", question=t(question, name=NAME))
+
+
 def assert_still_asking(grad: GraduateChat, state: str) -> None:
     conversation = grad.conversation()
     assert (conversation.state, conversation.misses) == (state, 0)
@@ -39,7 +44,7 @@ def test_media_is_logged_and_asked_to_be_typed(grad, db, content_type, url):
     grad.begin()
     answer(grad, "1", "checkin.ask_employer")
     grad.send("", NumMedia="1", MediaUrl0=url, MediaContentType0=content_type)
-    assert grad.last_reply() == t("media_please_type")
+    assert grad.last_reply() == then_again(t("media_please_type"), "checkin.again_employer")
     message = last_inbound(db)
     assert (message.media_url, message.media_type, message.body) == (url, content_type, "")
     assert message.graduate_id == grad.id
@@ -53,7 +58,7 @@ def test_location_is_logged_as_geo_and_asked_to_be_typed(grad, db):
     answer(grad, "1", "checkin.ask_employer")
     grad.send("", Latitude="-6.8886", Longitude="109.6753", Address="Jl. Hayam Wuruk, Pekalongan",
               Label="Konveksi Bu Siti")
-    assert grad.last_reply() == t("media_please_type")
+    assert grad.last_reply() == then_again(t("media_please_type"), "checkin.again_employer")
     message = last_inbound(db)
     assert (message.media_type, message.media_url) == ("location", "geo:-6.8886,109.6753")
     assert message.body == ""
@@ -77,8 +82,8 @@ def test_coordinates_off_the_globe_are_not_a_location(grad, db):
     grad.send("", Latitude="123.4", Longitude="abc")
     message = last_inbound(db)
     assert (message.media_type, message.media_url) == (None, None)
-    assert grad.last_reply() == t("media_please_type")  # still an empty message
-    assert_still_asking(grad, ASK_STATUS)
+    assert grad.last_reply() == then_again(t("media_please_type"), "checkin.ask_status")
+    assert_still_asking(grad, ASK_STATUS)  # still an empty message
 
 
 def test_media_with_a_caption_is_answered_by_the_caption(grad, db):

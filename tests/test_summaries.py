@@ -114,13 +114,13 @@ def test_a_round_run_late_does_not_hide_the_newer_answer(db):
 
 
 def test_a_help_request_without_a_status_is_still_a_help_request(app, client, settings, db):
-    """Two replies Kabar cannot read skip the status question; the help asked for counts."""
+    """Three replies Kabar cannot read skip the status question; the help asked for counts."""
     with db.session() as s:
         cohort = make_cohort(s)
         graduate = make_graduates(s, cohort, 1)[0]
     chat = GraduateChat(client, settings, db, graduate)
     chat.begin()
-    for reply in ("qwerty", "zzz", "4", "butuh modal usaha jahit"):
+    for reply in ("qwerty", "zzz", "xkcd", "4", "butuh modal usaha jahit"):
         chat.send(reply)
     report = chat.report()
     assert (report.employment_status, report.needs_help) == (None, "butuh modal usaha jahit")

@@ -2,7 +2,8 @@
 ConversationHandler).
 
 Each state is a question. Its answer function stores what it understood on the progress report
-and returns the next state, or None when it cannot place the reply::
+(with how it was read, ``ProgressReport.readings``) and returns the next state, ``FOLLOW_UP``
+to ask a narrower question first, or None when it cannot place the reply::
 
     ASK_STATUS ─ employed ──────▶ ASK_EMPLOYER ─▶ ASK_USES_SKILL ─┐
                ├ employed + where ───────────────▶ ASK_USES_SKILL ─┤
@@ -11,10 +12,25 @@ and returns the next state, or None when it cannot place the reply::
                ├ seeking ─────▶ ASK_JOB_ALERTS ───────────────────┤
                └ studying ────────────────────────────────────────┴▶ ASK_RATING ─▶ ASK_HELP ─▶ END
 
-Every raw reply is kept in ``ProgressReport.raw_answers[question]``. A reply that cannot be
-placed gets the question's hint (which repeats the question); after ``MAX_MISSES`` misses the
-raw text stays on the report and the flow goes on to the state's ``skip_to``: nobody is stuck.
-Keywords (``keywords``) are the fallbacks and work in any state; an open check-in older than
+Every raw reply is kept in ``ProgressReport.raw_answers[question]``. A state whose field is
+already answered (a rating given before the status, say) is passed over.
+
+Replies that cannot be placed:
+
+- a greeting or a ping ("p", "halo kak") is no answer: the question is asked again, no miss;
+- the status question is never dropped: the first miss gets a hint, the second the question
+  as WhatsApp quick-reply buttons (``twilio.templates.status_buttons``), the third puts the
+  graduate on the dashboard's call list ("not understood") and the check-in goes on; a later
+  message that reads as a status (in words, not a bare number) is then taken as the status,
+  whatever question is open, and never as a rating;
+- any other question gives a hint after the first miss and moves on after ``MAX_MISSES``;
+- a workplace or business must name one: laughter, emoji, a single letter, a job title alone
+  or a bare generic word ("pabrik", "di rumah") get one follow-up ("Pabrik apa, di mana?"),
+  and whatever comes then is kept.
+
+Each miss is recorded for the learning page (``bot.learning``), and meanings staff taught
+there are read before the rules. Keywords, job interest and media are handled by the router,
+which then asks the open question again (``ask_again``). An open check-in older than
 ``scheduler.checkin_expires_after_days`` times out (``TIMEOUT``) and the reply is treated as if
 no check-in were open.
 """
@@ -22,9 +38,10 @@ no check-in were open.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -34,6 +51,8 @@ from bot.catalog import text
 from bot.config import Settings
 from bot.conversations.turn import CHECKIN_FLOW, Turn
 from bot.models import (
+    READ_BUTTON,
+    READ_FOLLOWUP,
     REPORT_COMPLETED,
     REPORT_OPEN,
     REPORT_UNANSWERED,
@@ -45,7 +64,22 @@ from bot.models import (
     utcnow,
 )
 from bot.outbox import enqueue
-from bot.understand import means_nothing, parse_rating, parse_status, parse_yes_no
+from bot.understand import (
+    CHOICE,
+    EMPLOYED,
+    GUESS,
+    SEEKING,
+    SELF_EMPLOYED,
+    STATUS_BY_CHOICE,
+    WORDS,
+    Reading,
+    is_greeting,
+    means_nothing,
+    read_place,
+    read_rating,
+    read_status,
+    read_yes_no,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,86 +92,142 @@ ASK_RATING = "ask_rating"
 ASK_HELP = "ask_help"
 END = "end"
 TIMEOUT = "timeout"  # not a table state: an expired check-in is closed, the reply falls through
+FOLLOW_UP = "follow_up"  # an answer function's "ask the narrower question first"
 
 MAX_MISSES = 2
+STATUS_BUTTONS_AFTER = 2  # misses of the status question before it comes as buttons
+STATUS_GIVE_UP_AFTER = 3  # misses before the graduate goes on the call list
+BUTTONS_KIND = "status_buttons"  # the outbox kind (and twilio.templates key) of the buttons
 
-Answer = Callable[[ProgressReport, str], str | None]
+
+@dataclass
+class Context:
+    """What an answer function may use besides the reply: meanings staff taught Kabar
+    ({reading: {phrase: meaning}}), the conversation's notes (``data``, changed in place) and
+    whether the reply was a tapped button."""
+
+    learned: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    button: bool = False
+
+    def how(self, reading: Reading) -> str:
+        return READ_BUTTON if self.button and reading.how == CHOICE else reading.how
+
+
+Answer = Callable[[ProgressReport, str, Context], str | None]
+
+
+def _set(report: ProgressReport, column: str, value: Any, how: str) -> None:
+    """Store one answer and how it was read."""
+    setattr(report, column, value)
+    report.readings = {**(report.readings or {}), column: how}
+    if column == "employment_status":
+        report.status_guessed = how == GUESS
+
+
+def _answered(report: ProgressReport, column: str) -> bool:
+    readings = report.readings or {}
+    return column in readings or getattr(report, column) is not None
 
 
 # --- one function per state -----------------------------------------------------------------
 
-def answer_status(report: ProgressReport, reply: str) -> str | None:
-    """Stores the employment status; asks where, what business or about job alerts next."""
-    status, detail = parse_status(reply)
-    if status is None:
-        return None
-    report.employment_status = status
-    if status == "employed":
-        if detail:
-            report.employer = detail
+def _after_status(report: ProgressReport, reading: Reading, how: str) -> str:
+    """Store a status (and what it names); the state that comes next."""
+    status = reading.value
+    _set(report, "employment_status", status, how)
+    report.not_understood = False
+    if status == EMPLOYED:
+        if reading.title and not report.job_title:
+            report.job_title = reading.title
+        if reading.detail and read_place(reading.detail).specific:
+            _set(report, "employer", read_place(reading.detail).name or reading.detail, how)
             return ASK_USES_SKILL
         return ASK_EMPLOYER
-    if status == "self_employed":
-        if detail:
-            report.employer = detail
+    if status == SELF_EMPLOYED:
+        if reading.detail and read_place(reading.detail, business=True).specific:
+            _set(report, "employer", reading.detail, how)
             return ASK_RATING
         return ASK_BUSINESS
-    if status == "seeking":
+    if status == SEEKING:
         return ASK_JOB_ALERTS
     return ASK_RATING
 
 
-def answer_employer(report: ProgressReport, reply: str) -> str | None:
-    """Stores where the graduate works; asks whether the job uses the trained skill."""
-    if not _has_words(reply):
+def answer_status(report: ProgressReport, reply: str, ctx: Context) -> str | None:
+    """Stores the employment status; asks where, what business or about job alerts next."""
+    reading = read_status(reply, ctx.learned.get("status"))
+    if reading is None:
         return None
-    report.employer = _clean(reply)
-    return ASK_USES_SKILL
+    return _after_status(report, reading, ctx.how(reading))
 
 
-def answer_uses_skill(report: ProgressReport, reply: str) -> str | None:
+def _answer_place(report: ProgressReport, reply: str, ctx: Context, *, business: bool,
+                  then: str) -> str | None:
+    place = read_place(reply, business=business)
+    if place.title and not business and not report.job_title:
+        report.job_title = place.title
+    if place.specific:
+        how = READ_FOLLOWUP if ctx.data.pop("follow_up", None) else WORDS
+        _set(report, "employer", place.name, how)
+        return then
+    if not ctx.data.get("follow_up"):
+        ctx.data["follow_up"] = _clean(reply) if _has_letters(reply) else ""
+        return FOLLOW_UP
+    # Asked once more: whatever they give is kept (the first answer when this one is empty).
+    first = ctx.data.pop("follow_up", "") or ""
+    kept = _clean(reply) if _has_letters(reply) else first
+    if place.title and kept == place.title and first:
+        kept = first
+    _set(report, "employer", kept or None, READ_FOLLOWUP)
+    return then
+
+
+def answer_employer(report: ProgressReport, reply: str, ctx: Context) -> str | None:
+    """Stores where the graduate works (a job title apart); asks about the trained skill."""
+    return _answer_place(report, reply, ctx, business=False, then=ASK_USES_SKILL)
+
+
+def answer_uses_skill(report: ProgressReport, reply: str, ctx: Context) -> str | None:
     """Stores whether the job uses the trained skill; asks for the skill rating."""
-    answer = parse_yes_no(reply)
-    if answer is None:
+    reading = read_yes_no(reply, ctx.learned.get("yes_no"))
+    if reading is None:
         return None
-    report.uses_training_skill = answer
+    _set(report, "uses_training_skill", reading.value, ctx.how(reading))
     return ASK_RATING
 
 
-def answer_business(report: ProgressReport, reply: str) -> str | None:
+def answer_business(report: ProgressReport, reply: str, ctx: Context) -> str | None:
     """Stores what business the graduate runs; asks for the skill rating."""
-    if not _has_words(reply):
-        return None
-    report.employer = _clean(reply)
-    return ASK_RATING
+    return _answer_place(report, reply, ctx, business=True, then=ASK_RATING)
 
 
-def answer_job_alerts(report: ProgressReport, reply: str) -> str | None:
+def answer_job_alerts(report: ProgressReport, reply: str, ctx: Context) -> str | None:
     """Stores whether the graduate wants job alerts; asks for the skill rating."""
-    answer = parse_yes_no(reply)
-    if answer is None:
+    reading = read_yes_no(reply, ctx.learned.get("yes_no"))
+    if reading is None:
         return None
-    report.wants_job_alerts = answer
+    _set(report, "wants_job_alerts", reading.value, ctx.how(reading))
     return ASK_RATING
 
 
-def answer_rating(report: ProgressReport, reply: str) -> str | None:
+def answer_rating(report: ProgressReport, reply: str, ctx: Context) -> str | None:
     """Stores the 1–5 skill self-rating; asks about obstacles and help needed."""
-    rating = parse_rating(reply)
-    if rating is None:
+    reading = read_rating(reply, ctx.learned.get("rating"))
+    if reading is None:
         return None
-    report.skill_rating = rating
+    _set(report, "skill_rating", reading.value, ctx.how(reading))
     return ASK_HELP
 
 
-def answer_help(report: ProgressReport, reply: str) -> str | None:
+def answer_help(report: ProgressReport, reply: str, ctx: Context) -> str | None:
     """Stores the obstacle or help needed (None for "tidak ada"); ends the check-in."""
-    if means_nothing(reply):
-        report.needs_help = None
+    if means_nothing(reply, ctx.learned.get("nothing")):
+        _set(report, "needs_help", None, WORDS)
         return END
-    if not _has_words(reply):
+    if not _has_letters(reply) or is_greeting(reply):
         return None
-    report.needs_help = _clean(reply)
+    _set(report, "needs_help", _clean(reply), WORDS)
     return END
 
 
@@ -145,30 +235,48 @@ def answer_help(report: ProgressReport, reply: str) -> str | None:
 
 @dataclass(frozen=True)
 class Question:
-    """One state: the raw-answer key, the catalog texts, the answer function, where a skip goes."""
+    """One state: the raw-answer key, the column it fills, the catalog texts, the answer
+    function and where a skip goes."""
 
     key: str  # raw_answers[key]
+    column: str  # the ProgressReport column it fills
     ask: str  # catalog key of the question (sent when the flow arrives here)
+    again: str  # catalog key of the question asked again after an interruption
     hint: str  # catalog key of the hint, which repeats the question
     answer: Answer
     skip_to: str  # the next state after MAX_MISSES replies it could not place
+    follow_up: str | None = None  # catalog key of the narrower question (FOLLOW_UP)
 
 
 STATES: dict[str, Question] = {
-    ASK_STATUS: Question("status", "checkin.prompt", "checkin.hint_status",
-                         answer_status, skip_to=ASK_RATING),
-    ASK_EMPLOYER: Question("employer", "checkin.ask_employer", "checkin.hint_employer",
-                           answer_employer, skip_to=ASK_USES_SKILL),
-    ASK_USES_SKILL: Question("uses_skill", "checkin.ask_uses_skill", "checkin.hint_uses_skill",
+    ASK_STATUS: Question("status", "employment_status", "checkin.prompt", "checkin.ask_status",
+                         "checkin.hint_status", answer_status, skip_to=ASK_RATING),
+    ASK_EMPLOYER: Question("employer", "employer", "checkin.ask_employer",
+                           "checkin.again_employer", "checkin.hint_employer", answer_employer,
+                           skip_to=ASK_USES_SKILL, follow_up="checkin.follow_up_employer"),
+    ASK_USES_SKILL: Question("uses_skill", "uses_training_skill", "checkin.ask_uses_skill",
+                             "checkin.ask_uses_skill", "checkin.hint_uses_skill",
                              answer_uses_skill, skip_to=ASK_RATING),
-    ASK_BUSINESS: Question("business", "checkin.ask_business", "checkin.hint_business",
-                           answer_business, skip_to=ASK_RATING),
-    ASK_JOB_ALERTS: Question("job_alerts", "checkin.ask_job_alerts", "checkin.hint_job_alerts",
+    ASK_BUSINESS: Question("business", "employer", "checkin.ask_business",
+                           "checkin.again_business", "checkin.hint_business", answer_business,
+                           skip_to=ASK_RATING, follow_up="checkin.follow_up_business"),
+    ASK_JOB_ALERTS: Question("job_alerts", "wants_job_alerts", "checkin.ask_job_alerts",
+                             "checkin.again_job_alerts", "checkin.hint_job_alerts",
                              answer_job_alerts, skip_to=ASK_RATING),
-    ASK_RATING: Question("rating", "checkin.ask_rating", "checkin.hint_rating",
-                         answer_rating, skip_to=ASK_HELP),
-    ASK_HELP: Question("help", "checkin.ask_help", "checkin.hint_help",
-                       answer_help, skip_to=END),
+    ASK_RATING: Question("rating", "skill_rating", "checkin.ask_rating", "checkin.ask_rating",
+                         "checkin.hint_rating", answer_rating, skip_to=ASK_HELP),
+    ASK_HELP: Question("help", "needs_help", "checkin.ask_help", "checkin.ask_help",
+                       "checkin.hint_help", answer_help, skip_to=END),
+}
+# After a state is answered or skipped, the states that may come next, in order; the first
+# one whose column is still empty is asked.
+_AFTER: dict[str, tuple[str, ...]] = {
+    ASK_EMPLOYER: (ASK_EMPLOYER, ASK_USES_SKILL, ASK_RATING, ASK_HELP),
+    ASK_USES_SKILL: (ASK_USES_SKILL, ASK_RATING, ASK_HELP),
+    ASK_BUSINESS: (ASK_BUSINESS, ASK_RATING, ASK_HELP),
+    ASK_JOB_ALERTS: (ASK_JOB_ALERTS, ASK_RATING, ASK_HELP),
+    ASK_RATING: (ASK_RATING, ASK_HELP),
+    ASK_HELP: (ASK_HELP,),
 }
 
 
@@ -178,11 +286,24 @@ def _check_table(states: dict[str, Question]) -> None:
         if question.skip_to not in states and question.skip_to != END:
             raise ValueError(f"check-in state {name!r} skips to unknown state "
                              f"{question.skip_to!r}")
-        for key in (question.ask, question.hint):
-            text("id", key, name="", cohort="")  # raises CatalogError naming the key
+        for key in (question.ask, question.again, question.hint, question.follow_up):
+            if key is not None:
+                text("id", key, name="", cohort="")  # raises CatalogError naming the key
+    for key in ("checkin.status_buttons", "checkin.status_later", "checkin.again"):
+        text("id", key, name="", cohort="", question="")
 
 
 _check_table(STATES)
+
+
+def _next_state(report: ProgressReport, state: str) -> str:
+    """``state``, or the first state after it whose question is still open (END if none)."""
+    if state == END or state not in _AFTER:
+        return state
+    for candidate in _AFTER[state]:
+        if not _answered(report, STATES[candidate].column):
+            return candidate
+    return END
 
 
 # --- running it -----------------------------------------------------------------------------
@@ -210,14 +331,55 @@ def _open_question(turn: Turn) -> tuple[ProgressReport, Question] | None:
     return report, question
 
 
-def ask_again(turn: Turn) -> bool:
-    """Say the open check-in's current question again (the graduate sent CEK in the middle of
-    one); False when no check-in is open."""
+def is_open(turn: Turn) -> bool:
+    """Whether the graduate is in the middle of a check-in."""
+    return _open_question(turn) is not None
+
+
+def ask_again(turn: Turn, *, interrupted: bool = False) -> bool:
+    """Say the open check-in's current question again: after CEK in the middle of one, or
+    (``interrupted``) after the menu, a voice note, LOWONGAN or MINAT answered in between.
+    False when no check-in is open."""
     found = _open_question(turn)
     if found is None:
         return False
-    turn.say(found[1].ask, name=turn.graduate.name)
+    report, question = found
+    data = (turn.conversation.data or {}) if turn.conversation else {}
+    key = question.follow_up if data.get("follow_up") is not None and question.follow_up \
+        else question.again
+    if interrupted:
+        turn.say("checkin.again", question=turn.say_text(key, name=turn.graduate.name))
+    else:
+        turn.say(key, name=turn.graduate.name)
     return True
+
+
+def _learned(turn: Turn) -> Mapping[str, Mapping[str, str]]:
+    try:
+        from bot.learning import learned_meanings
+    except ImportError:  # pragma: no cover - the learning page is optional
+        return {}
+    return learned_meanings(turn.session)
+
+
+def _record_miss(turn: Turn, report: ProgressReport, question: Question) -> None:
+    try:
+        from bot.learning import record_unplaced
+    except ImportError:  # pragma: no cover
+        return
+    record_unplaced(turn.session, graduate_id=turn.graduate.id, report_id=report.id,
+                    message_id=turn.inbound.id if turn.inbound is not None else None,
+                    question=question.key, text=turn.text, now=turn.now)
+
+
+def _late_status(report: ProgressReport, reply: str, ctx: Context) -> Reading | None:
+    """A status told in words while another question is open and the status is missing."""
+    if report.employment_status is not None:
+        return None
+    reading = read_status(reply, ctx.learned.get("status"))
+    if reading is None or reading.how == CHOICE:
+        return None  # a bare number answers the open question
+    return reading
 
 
 def handle_reply(turn: Turn) -> bool:
@@ -228,28 +390,104 @@ def handle_reply(turn: Turn) -> bool:
     if found is None:
         return False
     report, question = found
+    ctx = Context(learned=_learned(turn), data=dict(conversation.data or {}),
+                  button=bool(turn.inbound is not None and (turn.inbound.meta or {}).get(
+                      "button_payload")))
 
     _keep_raw(report, question.key, turn.text)
     if report.responded_at is None:
         report.responded_at = turn.now
-    next_state = question.answer(report, turn.text)
+    state = conversation.state
+    late = _late_status(report, turn.text, ctx) if state != ASK_STATUS else None
+    if late is not None:
+        # "blm dpt kerja kak" while the rating is asked: the status it was missing, never a
+        # rating. The branch the status opens comes next, then what is still unanswered.
+        _keep_raw(report, "status", turn.text)
+        next_state = _after_status(report, late, GUESS if late.how == WORDS else late.how)
+    else:
+        next_state = question.answer(report, turn.text, ctx)
+    if next_state == FOLLOW_UP:
+        conversation.data = ctx.data
+        conversation.misses = 0
+        turn.say(question.follow_up or question.hint, name=turn.graduate.name)
+        return True
     if next_state is None:
+        if is_greeting(turn.text):
+            conversation.data = ctx.data
+            turn.say(question.again, name=turn.graduate.name)
+            return True
+        _record_miss(turn, report, question)
         conversation.misses = (conversation.misses or 0) + 1
+        if state == ASK_STATUS:
+            return _missed_status(turn, report, conversation)
         if conversation.misses < MAX_MISSES:
             turn.say(question.hint, name=turn.graduate.name)
             return True
-        log.info("check-in %s: %r not understood twice, moving on from %s",
-                 report.id, turn.text, conversation.state)
+        log.info("check-in %s: not understood twice, moving on from %s", report.id, state)
         next_state = question.skip_to
-    conversation.misses = 0
-    conversation.state = next_state
-    if next_state == END:
-        _close(report, REPORT_COMPLETED, turn)
-        turn.end_conversation()
-        turn.say("checkin.thanks", name=turn.graduate.name)
-    else:
-        turn.say(STATES[next_state].ask, name=turn.graduate.name)
+    _go_to(turn, report, conversation, _next_state(report, next_state), ctx)
     return True
+
+
+def _missed_status(turn: Turn, report: ProgressReport, conversation: Conversation) -> bool:
+    misses = conversation.misses or 0
+    if misses < STATUS_BUTTONS_AFTER:
+        turn.say(STATES[ASK_STATUS].hint, name=turn.graduate.name)
+        return True
+    if misses < STATUS_GIVE_UP_AFTER:
+        send_status_buttons(turn)
+        return True
+    log.info("check-in %s: status not understood %s times; on the call list", report.id, misses)
+    report.not_understood = True
+    conversation.misses = 0
+    conversation.state = _next_state(report, ASK_RATING)
+    if conversation.state == END:
+        _finish(turn, report)
+        return True
+    turn.say("checkin.status_later",
+             question=turn.say_text(STATES[conversation.state].again, name=turn.graduate.name))
+    return True
+
+
+def _go_to(turn: Turn, report: ProgressReport, conversation: Conversation, state: str,
+           ctx: Context) -> None:
+    conversation.misses = 0
+    conversation.state = state
+    ctx.data.pop("follow_up", None)
+    conversation.data = ctx.data
+    if state == END:
+        _finish(turn, report)
+    else:
+        turn.say(STATES[state].ask, name=turn.graduate.name)
+
+
+def _finish(turn: Turn, report: ProgressReport) -> None:
+    _close(report, REPORT_COMPLETED, turn)
+    turn.end_conversation()
+    turn.say("checkin.thanks", name=turn.graduate.name)
+
+
+def status_buttons(language: str) -> list[dict[str, str]]:
+    """The four status options as quick-reply buttons: {"id": "1", "title": "Sudah bekerja"}."""
+    return [{"id": str(number), "title": text(language, f"checkin.button_{status}")}
+            for number, status in STATUS_BY_CHOICE.items()]
+
+
+def send_status_buttons(turn: Turn) -> Message | None:
+    """The status question as WhatsApp quick-reply buttons (Twilio Content API
+    ``twilio/quick-reply`` with the Content SID in ``twilio.templates.status_buttons``; its
+    four buttons' ids are 1-4). Without that SID the same question goes as numbered text; the
+    simulator shows the buttons either way (``meta["buttons"]``)."""
+    buttons = status_buttons(turn.language)
+    body = turn.say_text("checkin.status_buttons", name=turn.graduate.name)
+    message = enqueue(turn.session, graduate=turn.graduate, kind=BUTTONS_KIND, body=body,
+                      content_variables={"1": turn.graduate.name})
+    if message is not None:
+        message.meta = {"buttons": buttons}
+        sid = turn.settings.twilio.templates.get(BUTTONS_KIND)
+        if sid:
+            message.content_sid = sid
+    return message
 
 
 def begin_checkin(session: Session, settings: Settings, graduate: Graduate,
@@ -326,7 +564,7 @@ def _keep_raw(report: ProgressReport, key: str, reply: str) -> None:
     report.raw_answers = answers
 
 
-def _has_words(reply: str) -> bool:
+def _has_letters(reply: str) -> bool:
     return any(ch.isalnum() for ch in reply)
 
 
@@ -336,18 +574,17 @@ def _clean(reply: str) -> str:
 
 # --- meanings staff taught Kabar ------------------------------------------------------------
 
-_FIELD_OF_QUESTION = {"status": "employment_status", "uses_skill": "uses_training_skill",
-                      "job_alerts": "wants_job_alerts", "rating": "skill_rating",
-                      "help": "needs_help"}
+_FIELD_OF_QUESTION = {question.key: question.column for question in STATES.values()}
 
 
 def reread_answer(session: Session, settings: Settings, report: ProgressReport, question: str,
                   meaning: str) -> bool:
     """Apply a meaning staff gave to a reply Kabar could not place (the learning page) to one
     report: the field of ``question`` is set when it is still empty, read as "learned".
-    Returns whether the report changed."""
-    field = _FIELD_OF_QUESTION.get(question)
-    if field is None or getattr(report, field) is not None:
+    Returns whether the report changed. The graduate's conversation goes on from where it is
+    (the question already answered is passed over)."""
+    column = _FIELD_OF_QUESTION.get(question)
+    if column is None or column == "employer" or _answered(report, column):
         return False
     value: object
     if question in ("uses_skill", "job_alerts"):
@@ -357,10 +594,10 @@ def reread_answer(session: Session, settings: Settings, report: ProgressReport, 
     elif question == "help":
         if meaning != "nothing":
             return False
-        report.readings = {**(report.readings or {}), field: "learned"}
-        return True
+        value = None
     else:
         value = meaning
-    setattr(report, field, value)
-    report.readings = {**(report.readings or {}), field: "learned"}
+    _set(report, column, value, "learned")
+    if column == "employment_status":
+        report.not_understood = False
     return True

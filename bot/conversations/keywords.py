@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 
 from sqlalchemy import func, or_, select
 
@@ -17,8 +18,8 @@ from bot import consent
 from bot.broadcasts import deadline_text
 from bot.conversations import checkin
 from bot.conversations.turn import Turn
-from bot.models import CheckInRound, Interest, JobOpening
-from bot.understand import Keyword
+from bot.models import OUTBOUND, Broadcast, CheckInRound, Interest, JobOpening, Message
+from bot.understand import Keyword, read_interest
 
 log = logging.getLogger(__name__)
 
@@ -57,16 +58,89 @@ def list_jobs(turn: Turn, argument: str | None) -> None:
     turn.say_body(body)
 
 
+RECENT_OPENING = timedelta(days=7)  # how long "minat" without a code means the last opening
+
+
+def find_job(turn: Turn, codes: tuple[str, ...]) -> JobOpening | None:
+    """The job opening whose code is one of ``codes`` (the words of a message), if any."""
+    if not codes:
+        return None
+    return turn.session.scalars(
+        select(JobOpening).where(func.upper(JobOpening.code).in_(codes))
+        .order_by(JobOpening.closed, JobOpening.created_at.desc())).first()
+
+
+def recent_openings(turn: Turn) -> list[JobOpening]:
+    """The open job openings sent to this graduate in the last ``RECENT_OPENING``, newest
+    first."""
+    since = turn.now - RECENT_OPENING
+    jobs = turn.session.scalars(
+        select(JobOpening).join(Broadcast, Broadcast.job_id == JobOpening.id)
+        .join(Message, Message.broadcast_id == Broadcast.id)
+        .where(Message.graduate_id == turn.graduate.id, Message.direction == OUTBOUND,
+               Message.kind == "job_opening", Message.created_at >= since)
+        .order_by(Message.id.desc())).all()
+    return [job for job in dict.fromkeys(jobs) if job.is_open(turn.today)]
+
+
+def last_message_was_opening(turn: Turn) -> JobOpening | None:
+    """The job opening the graduate's latest message from Kabar was (within
+    ``RECENT_OPENING``), so that "mau kak" answers it; None otherwise."""
+    latest = turn.session.scalars(
+        select(Message).where(Message.graduate_id == turn.graduate.id,
+                              Message.direction == OUTBOUND)
+        .order_by(Message.id.desc()).limit(1)).first()
+    if latest is None or latest.kind != "job_opening" or latest.broadcast_id is None or \
+            latest.created_at < turn.now - RECENT_OPENING:
+        return None
+    broadcast = turn.session.get(Broadcast, latest.broadcast_id)
+    job = turn.session.get(JobOpening, broadcast.job_id) if broadcast and broadcast.job_id \
+        else None
+    return job if job is not None and job.is_open(turn.today) else None
+
+
 def record_interest(turn: Turn, argument: str | None) -> None:
-    """Records the graduate's interest in the job opening with this code (once)."""
-    code = (argument or "").strip().lstrip("#").upper()
-    if not code:
-        turn.say("interest.ask_code")
+    """Records the graduate's interest in a job opening (once): the one whose code is in the
+    message ("MINAT J9UJ3 ya kak"), else the only opening sent to them lately, named in the
+    confirmation; asks for the code when neither tells which."""
+    interest = read_interest(argument or "")
+    joined = "".join(interest.codes)
+    job = find_job(turn, interest.codes + ((joined,) if joined else ()))
+    if job is not None:
+        _interested(turn, job, named=False)
         return
-    job = turn.session.scalar(select(JobOpening).where(func.upper(JobOpening.code) == code))
-    if job is None:
-        turn.say("interest.unknown_code", code=code)
+    recent = recent_openings(turn)
+    if not interest.codes and len(recent) == 1:
+        _interested(turn, recent[0], named=True)
         return
+    if interest.codes:
+        typed = next((c for c in interest.codes if any(ch.isdigit() for ch in c)),
+                     interest.codes[0])
+        turn.say("interest.unknown_code", code=typed)
+        return
+    turn.say("interest.ask_code")
+
+
+def interest_without_keyword(turn: Turn) -> bool:
+    """A message that answers a job opening without starting with MINAT: a job's code with
+    other words ("sy minat kak J9UJ3"), "minat" right after openings, or "mau kak" right
+    after one. Records it (``record_interest``) and returns True; False otherwise."""
+    interest = read_interest(turn.text)
+    job = find_job(turn, interest.codes)
+    if job is not None and (interest.says_interest or interest.soft or
+                            len(interest.codes) <= 3):
+        _interested(turn, job, named=False)
+        return True
+    if interest.says_interest:
+        record_interest(turn, turn.text)
+        return True
+    if interest.soft and (job := last_message_was_opening(turn)) is not None:
+        _interested(turn, job, named=True)
+        return True
+    return False
+
+
+def _interested(turn: Turn, job: JobOpening, *, named: bool) -> None:
     if not job.is_open(turn.today):
         turn.say("interest.closed", title=job.title, code=job.code)
         return
@@ -77,7 +151,8 @@ def record_interest(turn: Turn, argument: str | None) -> None:
         return
     turn.session.add(Interest(job_id=job.id, graduate_id=turn.graduate.id, created_at=turn.now))
     log.info("graduate %s is interested in job %s", turn.graduate.id, job.code)
-    turn.say("interest.recorded", title=job.title, employer=job.employer, code=job.code)
+    turn.say("interest.recorded_named" if named else "interest.recorded", title=job.title,
+             employer=job.employer, code=job.code)
 
 
 def start_checkin(turn: Turn, argument: str | None) -> None:

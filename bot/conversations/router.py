@@ -113,16 +113,35 @@ def handle_recorded(session: Session, settings: Settings, message: Message) -> N
         graduate.last_inbound_at = message.created_at
     turn = Turn(session, settings, graduate, inbound.text, now,
                 session.get(Conversation, graduate.id), inbound=message)
-    if not turn.text:
+    with turn.batched():
+        _graduate_message(turn, message, message_text=inbound.text)
+
+
+# Keywords after which an open check-in question is asked again (the others end the check-in,
+# start one, or ask its question themselves).
+_INTERRUPTIONS = {"help", "jobs", "interest", "join"}
+
+
+def _graduate_message(turn: Turn, message: Message, message_text: str) -> None:
+    """A graduate's message, in order: media, keywords, job interest, the open check-in
+    question, the fallback. After an interruption the open question is asked again."""
+    graduate = turn.graduate
+    if not message_text:
         log.info("graduate %s sent %s without text (message %s)", graduate.id,
                  message.media_type or "an empty message", message.id)
         turn.say("media_please_type")
+        checkin.ask_again(turn, interrupted=True)
         return
-    keyword = parse_keyword(turn.text)
+    keyword = parse_keyword(message_text)
     if turn.joining:
         _while_joining(turn, keyword)
         return
     if keyword is not None and keywords.handle_keyword(turn, keyword):
+        if keyword.name in _INTERRUPTIONS:
+            checkin.ask_again(turn, interrupted=True)
+        return
+    if graduate.can_receive and keywords.interest_without_keyword(turn):
+        checkin.ask_again(turn, interrupted=True)
         return
     if turn.conversation is not None:
         if turn.conversation.flow == CHECKIN_FLOW and checkin.handle_reply(turn):

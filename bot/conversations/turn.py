@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from sqlalchemy.orm import Session
@@ -27,6 +29,7 @@ class Turn:
     now: datetime
     conversation: Conversation | None = None
     inbound: Message | None = None  # the message being answered (consent history cites it)
+    _batch: list[str] | None = field(default=None, repr=False)
 
     @property
     def language(self) -> str:
@@ -51,8 +54,27 @@ class Turn:
         """The catalog text ``key`` in the graduate's language (for replies built of parts)."""
         return text(self.language, key, **values)
 
+    @contextmanager
+    def batched(self) -> Iterator[None]:
+        """Replies said inside go out as one message, in order (an answer to a keyword and the
+        open question asked again arrive together, and in that order, whatever the outbox's
+        concurrency); other kinds (an opt-out confirmation, buttons) go out on their own."""
+        if self._batch is not None:
+            yield
+            return
+        self._batch = []
+        try:
+            yield
+        finally:
+            bodies, self._batch = self._batch, None
+        if bodies:
+            self.say_body("\n\n".join(bodies))
+
     def say_body(self, body: str, *, kind: str = "reply") -> Message | None:
         """Enqueue ``body`` (made of catalog texts) as a reply to this graduate."""
+        if self._batch is not None and kind == "reply":
+            self._batch.append(body)
+            return None
         if not self.joining:
             return enqueue(self.session, graduate=self.graduate, kind=kind, body=body)
         # A joining graduate stays inactive until named, and the outbox suppresses messages to
