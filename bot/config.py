@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 TRANSPORTS = ("twilio", "simulator", "console")
 LANGUAGES = ("id", "en")
-TEMPLATE_KINDS = ("checkin", "reminder", "job_opening", "announcement")
+TEMPLATE_KINDS = ("checkin", "reminder", "job_opening", "announcement", "status_buttons")
 DEFAULT_TWILIO_API = "https://api.twilio.com"
 
 
@@ -80,6 +80,13 @@ class DispatchSettings:
 
 
 @dataclass(frozen=True)
+class UnderstandingSettings:
+    # Vocabulary files of this deployment, read after Kabar's own (bot/vocabulary/*.toml);
+    # a relative path is relative to the configuration file's folder.
+    vocabulary: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Settings:
     app: AppSettings = field(default_factory=AppSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
@@ -87,6 +94,7 @@ class Settings:
     twilio: TwilioSettings = field(default_factory=TwilioSettings)
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
     dispatch: DispatchSettings = field(default_factory=DispatchSettings)
+    understanding: UnderstandingSettings = field(default_factory=UnderstandingSettings)
     source: str = "built-in defaults"
 
     @property
@@ -117,6 +125,7 @@ _SECTIONS: dict[str, type] = {
     "twilio": TwilioSettings,
     "scheduler": SchedulerSettings,
     "dispatch": DispatchSettings,
+    "understanding": UnderstandingSettings,
 }
 
 _ENV_OVERRIDES = {
@@ -174,6 +183,10 @@ def _build(raw: Mapping[str, Mapping[str, Any]], source: str) -> Settings:
         for key, value in values.items():
             coerced[key] = _coerce(source, f"{name}.{key}", value, getattr(default, key))
         sections[name] = replace(default, **coerced)
+    if sections["understanding"].vocabulary and Path(source).is_file():
+        folder = Path(source).resolve().parent
+        sections["understanding"] = replace(sections["understanding"], vocabulary=tuple(
+            str(folder / p) for p in sections["understanding"].vocabulary))
     settings = Settings(**sections, source=source)
     _validate(settings)
     return settings
@@ -195,6 +208,11 @@ def _coerce(source: str, key: str, value: Any, default: Any) -> Any:
         if number < 0:
             raise ConfigError(f"{where} must not be negative, not {value!r}")
         return number
+    if isinstance(default, tuple):
+        if isinstance(value, str) or not isinstance(value, list | tuple) or \
+                not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where} must be a list of strings, not {value!r}")
+        return tuple(value)
     if isinstance(default, Mapping):
         if not isinstance(value, Mapping):
             raise ConfigError(f"{where} must be a table")
@@ -246,6 +264,12 @@ def _validate(s: Settings) -> None:
     for kind, sid in s.twilio.templates.items():
         if sid and not sid.startswith("HX"):
             raise ConfigError(f"{src}: twilio.templates.{kind} must be a Content SID (HX...)")
+    if s.understanding.vocabulary:
+        from bot.understand import VocabularyError, load_vocabulary
+        try:
+            load_vocabulary(s.understanding.vocabulary)
+        except VocabularyError as exc:
+            raise ConfigError(f"{src}: understanding.vocabulary: {exc}") from None
     if s.transport.kind == "twilio":
         missing = [k for k in ("account_sid", "auth_token") if not getattr(s.twilio, k)]
         if not (s.twilio.whatsapp_from or s.twilio.messaging_service_sid):

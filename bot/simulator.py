@@ -81,6 +81,7 @@ def messages() -> Response:
                 "id": m.id, "direction": m.direction, "kind": m.kind, "body": m.body,
                 "status": m.status, "error_code": m.error_code,
                 "media_url": m.media_url, "media_type": m.media_type,
+                "buttons": (m.meta or {}).get("buttons") if m.direction == "out" else None,
                 "time": m.created_at.astimezone(tz).strftime("%H:%M"),
                 "date": m.created_at.astimezone(tz).strftime("%d/%m/%Y"),
             } for m in rows],
@@ -109,6 +110,9 @@ def send() -> tuple[Response, int]:
         "SmsStatus": "received",
         "ApiVersion": "2010-04-01",
     }
+    if data.get("button"):  # a tapped quick-reply button, as WhatsApp sends it
+        form.update(ButtonPayload=str(data.get("button")),
+                    ButtonText=str(data.get("button_text") or data.get("button")))
     media = MEDIA_SAMPLES.get(str(data.get("media") or ""))
     if media is not None:
         form.update(NumMedia="1", MediaUrl0=media[0], MediaContentType0=media[1])

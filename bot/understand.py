@@ -317,12 +317,16 @@ def load_vocabulary(extra: Iterable[str | Path] = ()) -> Vocabulary:
 
 
 _V = load_vocabulary()
+_V_EXTRA: tuple[str, ...] = ()
 
 
 def use_vocabulary(extra: Iterable[str | Path] = ()) -> Vocabulary:
-    """Read from now on with Kabar's files plus ``extra`` (called once at start-up)."""
-    global _V
-    _V = load_vocabulary(extra)
+    """Read from now on with Kabar's files plus a deployment's ``extra`` ones (the
+    configuration's ``understanding.vocabulary``); cheap when they are already in use."""
+    global _V, _V_EXTRA
+    wanted = tuple(str(path) for path in extra)
+    if wanted != _V_EXTRA:
+        _V, _V_EXTRA = load_vocabulary(wanted), wanted
     return _V
 
 

@@ -31,7 +31,7 @@ from bot.conversations import checkin, join, keywords, staff
 from bot.conversations.turn import CHECKIN_FLOW, Turn
 from bot.models import Conversation, Graduate, Message, utcnow
 from bot.outbox import enqueue
-from bot.understand import Keyword, parse_keyword
+from bot.understand import Keyword, parse_keyword, use_vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,7 @@ def handle_recorded(session: Session, settings: Settings, message: Message) -> N
 
     Called by the inbox worker (``bot.inbox``) once per message, in arrival order per sender.
     """
+    use_vocabulary(settings.understanding.vocabulary)
     now = utcnow()
     inbound = Inbound.from_row(message)
     staff_user = staff.find_staff(session, inbound.phone)  # locked before the graduate

@@ -24,9 +24,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from flask import abort, render_template
+from flask import abort, render_template, request
 from flask_login import current_user, login_required
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from bot import get_db
@@ -64,6 +64,7 @@ class Scope:
 
     institution_id: int | None = None
     cohort_id: int | None = None
+    sure_only: bool = False  # leave out statuses Kabar guessed (``?sure=1``)
 
     def on(self, column):
         """A condition limiting a ``cohort_id`` column to this scope."""
@@ -145,6 +146,8 @@ def cohort_figures(session: Session, scope: Scope) -> dict[int, Figures]:
                    select(Cohort.id, Cohort.name, Cohort.institution_id)
                    .where(scope.on(Cohort.id)).order_by(Cohort.name))}
     status, skill = Graduate.answer_status, Graduate.answer_uses_skill
+    if scope.sure_only:  # a guessed status counts as unknown
+        status = case((Graduate.answer_guessed.is_(True), None), else_=status)
     employed = status == "employed"
     # One row per cohort with a count per status: no sorting of every graduate's row.
     for cohort_id, total, out, *by_status, uses, other, helped in session.execute(
@@ -298,6 +301,25 @@ def _first_silent_cohorts(per_cohort: dict[int, Figures]) -> list[int]:
     return chosen
 
 
+def not_understood_list(session: Session, scope: Scope) -> list:
+    """Who Kabar could not understand three times in their cohort's latest round (or their
+    own CEK) and who has not told their status since: staff should call them."""
+    return session.execute(
+        select(Graduate.id, Graduate.name, Graduate.phone, Cohort.name.label("cohort"),
+               CheckInRound.scheduled_for)
+        .select_from(ProgressReport)
+        .join(CheckInRound, CheckInRound.id == ProgressReport.round_id)
+        .join(Graduate, Graduate.id == ProgressReport.graduate_id)
+        .join(Cohort, Cohort.id == Graduate.cohort_id)
+        .where(ProgressReport.not_understood.is_(True),
+               ProgressReport.employment_status.is_(None),
+               Graduate.active.is_(True), Graduate.opted_out.is_(False),
+               scope.on(Graduate.cohort_id),
+               or_(Graduate.answer_report_id.is_(None),
+                   Graduate.answer_report_id < ProgressReport.id))
+        .order_by(ProgressReport.id.desc()).limit(LIST_LIMIT)).all()
+
+
 def opted_out_list(session: Session, scope: Scope) -> list:
     return session.execute(
         select(Graduate.id, Graduate.name, Graduate.phone, Cohort.name.label("cohort"),
@@ -393,15 +415,16 @@ def _scope(session: Session) -> Scope:
     own = current_user.scope_institution_id
     cohort_id = int_arg("cohort")
     institution_id = int_arg("institution")
+    sure = request.args.get("sure") == "1"
     if cohort_id:
         cohort = cohort_or_404(session, cohort_id)
-        return Scope(cohort.institution_id, cohort.id)
+        return Scope(cohort.institution_id, cohort.id, sure)
     if institution_id:
         if (own is not None and institution_id != own) or \
                 session.get(Institution, institution_id) is None:
             abort(404)
-        return Scope(institution_id)
-    return Scope(own)
+        return Scope(institution_id, sure_only=sure)
+    return Scope(own, sure_only=sure)
 
 
 @bp.get("/dashboard")
@@ -427,6 +450,7 @@ def dashboard():
                              key=lambda f: (names.get(f.institution_id, ""), f.label))
         help_rows = needs_help_list(session, scope)
         silent_rows = not_answered_list(session, scope, per_cohort)
+        unclear_rows = not_understood_list(session, scope)
         out_rows = opted_out_list(session, scope)
         made = charts(total, cohort_rows, round_figures(session, scope))
         return render_template(
@@ -436,5 +460,6 @@ def dashboard():
             cohort_rows=cohort_rows if len(cohort_rows) <= COHORT_ROWS_MAX else [],
             too_many_cohorts=len(cohort_rows) > COHORT_ROWS_MAX, charts=made,
             help_rows=help_rows, silent_rows=silent_rows, out_rows=out_rows,
+            unclear_rows=unclear_rows,
             list_limit=LIST_LIMIT, percent=percent, when=when, short_date=short_date,
             local=local)

@@ -20,6 +20,8 @@ from wtforms.validators import Length
 from bot import get_db
 from bot.models import (
     EMPLOYMENT_STATUSES,
+    READ_HOW,
+    READ_STAFF,
     CheckInRound,
     Cohort,
     ConsentEvent,
@@ -37,6 +39,7 @@ from bot.staff.timeline import cursor_arg, message_page, when
 RAW_KEYS = {
     "employment_status": ("status",),
     "employer": ("employer", "business"),
+    "job_title": (),
     "uses_training_skill": ("uses_skill",),
     "wants_job_alerts": ("job_alerts",),
     "skill_rating": ("rating",),
@@ -97,6 +100,7 @@ class AnswerRow:
     label: str
     raw: list[str]
     understood: str
+    how: str = ""  # how Kabar read it (ProgressReport.readings), in words
 
 
 @dataclass
@@ -119,6 +123,10 @@ def _understood(field: str, value: Any) -> str:
     return str(value)
 
 
+def _how(reading: Any) -> str:
+    return t(f"graduate.how.{reading}") if reading in READ_HOW else ""
+
+
 def _raw(answers: Any, keys: tuple[str, ...]) -> list[str]:
     if not isinstance(answers, dict):
         return []
@@ -133,9 +141,12 @@ def _raw(answers: Any, keys: tuple[str, ...]) -> list[str]:
 def answer_rows(report: ProgressReport) -> list[AnswerRow]:
     """Each question: the raw replies beside the interpretation (and raw keys nobody mapped)."""
     answers = report.raw_answers or {}
+    readings = report.readings if isinstance(report.readings, dict) else {}
     rows = [AnswerRow(t(f"graduate.fields.{field}"), _raw(answers, keys),
-                      _understood(field, getattr(report, field)))
-            for field, keys in RAW_KEYS.items()]
+                      _understood(field, getattr(report, field)),
+                      _how(readings.get(field)))
+            for field, keys in RAW_KEYS.items()
+            if keys or getattr(report, field) is not None]
     known = {key for keys in RAW_KEYS.values() for key in keys}
     if isinstance(answers, dict):
         rows += [AnswerRow(str(key), _raw(answers, (key,)), "")
@@ -202,6 +213,10 @@ def graduate_correct(graduate_id: int, report_id: int):
         else:
             for field, change in changes.items():
                 setattr(report, field, change["new"])
+            report.readings = {**(report.readings or {}), **{f: READ_STAFF for f in changes}}
+            if "employment_status" in changes:
+                report.status_guessed = False
+                report.not_understood = False
             audit(session, current_user.name, "report.corrected", graduate_id=graduate.id,
                   report_id=report.id, round_id=report.round_id, changes=changes)
             flash(t("graduate.corrected", fields=", ".join(
