@@ -853,23 +853,33 @@ _CODE_TOKEN = re.compile(r"[A-Za-z0-9]{3,16}")
 
 @dataclass(frozen=True)
 class Interest:
-    """A message that may answer a job opening: the tokens that could be its code, whether it
-    says "minat" (or the like) outright, and whether it only says "mau"/"iya" (which means
-    interest only right after an opening)."""
+    """A message that may answer a job opening: its tokens that could be the code (looked
+    up against the openings), those that are no word Kabar knows (a code as typed, for "not
+    found"), whether it says "minat" (or the like) outright, and whether it only says
+    "mau"/"iya" (which means interest only right after an opening)."""
 
     codes: tuple[str, ...]
+    typed_codes: tuple[str, ...]
     says_interest: bool
     soft: bool
 
 
+def _known_word(word: str) -> bool:
+    return word in _INTEREST_WORDS or word in _INTEREST_SOFT or any(
+        table.word(word) is not None for table in _V.tables.values())
+
+
 def read_interest(text: str) -> Interest:
     words = words_of(text)
-    codes = tuple(dict.fromkeys(
-        token.upper() for token in _CODE_TOKEN.findall(_prepare(text).replace("#", " "))))
+    tokens = [token for token in _CODE_TOKEN.findall(_prepare(text).replace("#", " "))]
+    codes = tuple(dict.fromkeys(token.upper() for token in tokens))
+    typed = tuple(dict.fromkeys(
+        token.upper() for token in tokens
+        if any(ch.isdigit() for ch in token) or not _known_word(_squeeze(token.lower()))))
     says = any(word in _INTEREST_WORDS for word in words)
     soft = not says and bool(words) and all(
         word in _INTEREST_SOFT or _V.table("status").word(word) == "filler" for word in words)
-    return Interest(codes, says, soft)
+    return Interest(codes, typed, says, soft)
 
 
 # --- keywords --------------------------------------------------------------------------------

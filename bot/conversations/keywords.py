@@ -110,12 +110,12 @@ def record_interest(turn: Turn, argument: str | None) -> None:
         _interested(turn, job, named=False)
         return
     recent = recent_openings(turn)
-    if not interest.codes and len(recent) == 1:
+    if not interest.typed_codes and len(recent) == 1:
         _interested(turn, recent[0], named=True)
         return
-    if interest.codes:
-        typed = next((c for c in interest.codes if any(ch.isdigit() for ch in c)),
-                     interest.codes[0])
+    if interest.typed_codes:
+        typed = next((c for c in interest.typed_codes if any(ch.isdigit() for ch in c)),
+                     interest.typed_codes[0])
         turn.say("interest.unknown_code", code=typed)
         return
     turn.say("interest.ask_code")
