@@ -48,6 +48,10 @@ from tests.factories import make_cohort
 # --- what the bot asked: ONE table of marker phrases -----------------------------------------
 # Checked in this order on the message lower-cased, without *bold* marks; the first hit wins.
 MARKERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    # Keyword answers and broadcasts that share words with the questions ("minat anda ...
+    # sudah kami catat", "info lowongan"): not questions, so the graduate looks further back.
+    ("info", ("minat anda untuk", "lowongan:", "pesan suara", "yang bisa anda ketik",
+              "lowongan kerja untuk anda", "belum ada lowongan", "kode lowongan")),
     ("done", ("sudah kami catat", "sudah dicatat", "terima kasih atas jawaban")),
     ("uses_skill", ("memakai keterampilan", "menggunakan keterampilan", "sesuai dengan pelatihan",
                     "keterampilan dari pelatihan dipakai")),
@@ -59,10 +63,8 @@ MARKERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("rating", ("seberapa mahir", "1 sampai 5", "1-5", "1 – 5")),
     ("help", ("kendala", "bantuan yang anda butuhkan")),
     ("status", ("status kerja", "1. sudah bekerja", "sudah bekerja, usaha sendiri")),
-    # Not questions: what keywords and broadcasts answer. The graduate looks further back.
-    ("info", ("lowongan:", "minat anda", "minat", "pesan suara", "yang bisa anda ketik",
-              "lowongan kerja untuk anda", "belum ada lowongan", "ketik *lowongan*",
-              "ketik lowongan", "pengumuman")),
+    # Other keyword answers and announcements: not questions either.
+    ("info", ("minat", "ketik lowongan", "pengumuman", "lowongan")),
 )
 QUESTION_KINDS = ("status", "employer", "job_title", "business", "uses_skill", "job_alerts",
                   "rating", "help")
@@ -348,11 +350,11 @@ def _judge(field_name: str, expected: Any, row: dict[str, Any] | None, next_kind
     return got == expected, got
 
 
-def run_replies(kabar: Kabar, replies: list[Reply], folder: Path,
+def run_replies(kabar: Kabar, replies: list[Reply], folder: Path, label: str = "",
                 first_phone: int = 6285700000001) -> list[Judged]:
     """Send every reply as the answer to its question; judge each expected field."""
     phones = [f"+{first_phone + i}" for i in range(len(replies))]
-    ids = kabar.cohort_with_graduates("Korpus jawaban", phones)
+    ids = kabar.cohort_with_graduates(f"Korpus {label}".strip(), phones)
     placed: dict[str, bool] = {}
     after: dict[str, str] = {}
     for reply, phone in zip(replies, phones, strict=True):
@@ -600,7 +602,10 @@ def judge_persona(run: Run, rows: dict, columns: set[str], interests: dict) -> l
     return fields
 
 
-# --- both, in a fresh database ----------------------------------------------------------------
+# --- both parts, and the figures ------------------------------------------------------------
+
+HELDOUT_TARGET = 0.97  # held-out field accuracy the reply understanding must reach
+
 
 def fresh_kabar(folder: Path) -> tuple[Kabar, Database]:
     """A migrated SQLite database in ``folder`` and the app over it."""
@@ -616,28 +621,77 @@ def accuracy(fields: Iterable[Judged]) -> tuple[int, int]:
     return sum(f.ok for f in fields), len(fields)
 
 
-def evaluate(parts: Iterable[str] = ("tuning", "heldout"),
-             folder: Path | None = None) -> dict[str, dict[str, list[Judged]]]:
-    """Run the corpus and the personas of each part in one fresh database each."""
+def evaluate(kabar: Kabar | None = None, folder: Path | None = None,
+             parts: Iterable[str] = ("tuning", "heldout")) -> dict[str, dict[str, list[Judged]]]:
+    """Run the corpus and the personas of each part; the judged fields by part and kind.
+
+    Without ``kabar``, a fresh migrated SQLite database in a temporary folder is used.
+    """
     from tests.corpus import load_personas, load_replies
 
-    results: dict[str, dict[str, list[Judged]]] = {}
     own = folder is None
     base = Path(tempfile.mkdtemp(prefix="kabar-korpus-")) if own else Path(folder)
+    db = None
     try:
+        if kabar is None:
+            kabar, db = fresh_kabar(base)
+        results: dict[str, dict[str, list[Judged]]] = {}
         for n, part in enumerate(parts):
             where = base / part
             where.mkdir(parents=True, exist_ok=True)
-            kabar, db = fresh_kabar(where)
-            try:
-                replies = run_replies(kabar, load_replies(part), where,
-                                      first_phone=6285700000001 + n * 100000)
-                personas, _ = run_personas(kabar, load_personas(part), where,
-                                           first_phone=6285800000001 + n * 100000)
-            finally:
-                db.dispose()
+            replies = run_replies(kabar, load_replies(part), where, part,
+                                  first_phone=6285700000001 + n * 100000)
+            personas, _ = run_personas(kabar, load_personas(part), where,
+                                       first_phone=6285800000001 + n * 100000)
             results[part] = {"replies": replies, "personas": personas}
+        return results
     finally:
+        if db is not None:
+            db.dispose()
         if own:
             shutil.rmtree(base, ignore_errors=True)
-    return results
+
+
+def part_accuracy(results: dict[str, dict[str, list[Judged]]], part: str) -> float:
+    ok, total = accuracy(results[part]["replies"] + results[part]["personas"])
+    return ok / total if total else 0.0
+
+
+def report(results: dict[str, dict[str, list[Judged]]]) -> str:
+    """Field accuracy per question, tuning and held-out side by side; tuning mistakes listed.
+
+    Held-out texts are never printed.
+    """
+    parts = list(results)
+    names = {"tuning": "tuning", "heldout": "held-out"}
+
+    def cell(fields: list[Judged]) -> str:
+        ok, total = accuracy(fields)
+        return f"{ok:>4}/{total:<4} {ok / total:6.1%}" if total else f"{'-':>16}"
+
+    lines = [f"{'':28}" + "".join(f"{names.get(p, p):>18}" for p in parts)]
+    for kind, title in (("replies", "single replies (corpus)"),
+                        ("personas", "whole check-ins (personas)")):
+        groups: list[str] = []
+        for p in parts:
+            for f in results[p][kind]:
+                if f.group not in groups:
+                    groups.append(f.group)
+        lines.append(title)
+        for group in groups:
+            lines.append(f"  {group:26}" + "".join(
+                f"{cell([f for f in results[p][kind] if f.group == group]):>18}" for p in parts))
+        lines.append(f"  {'all':26}" + "".join(f"{cell(results[p][kind]):>18}" for p in parts))
+    lines.append(f"{'overall':28}" + "".join(
+        f"{cell(results[p]['replies'] + results[p]['personas']):>18}" for p in parts))
+    if "heldout" in results:
+        lines.append(f"held-out field accuracy {part_accuracy(results, 'heldout'):.1%} "
+                     f"(HELDOUT_TARGET {HELDOUT_TARGET:.0%})")
+    if "tuning" in results:
+        wrong = [f for kind in ("replies", "personas") for f in results["tuning"][kind]
+                 if not f.ok]
+        lines.append(f"wrong fields, tuning part only ({len(wrong)}):")
+        for f in wrong:
+            lines.append(f"  {f.ref} {f.field}: expected {f.expected!r}, got {f.got!r} "
+                         f"<- {f.text!r}")
+    return "\n".join(lines)
