@@ -505,7 +505,8 @@ def _detail(w: _Words, concepts: list[str | None], start: int,
         start += 1
     for i in range(start, end):
         gap = w.prepared[w.spans[i - 1][1] : w.spans[i][0]] if i > start else ""
-        if concepts[i] in _DETAIL_ENDS or any(mark in gap for mark in ",;!?\n") or i in skip:
+        if concepts[i] in _DETAIL_ENDS or any(mark in gap for mark in ",;!?\n") or \
+                i in skip or (i > start and concepts[i] == "lead"):  # "PT X jadi operator"
             end = i
             break
     while end > start and concepts[end - 1] in _TRIMMED_AFTER_DETAIL:
@@ -524,10 +525,13 @@ def _title_run(words: list[str], start: int = 0) -> tuple[int, int] | None:
         word = _squeeze(words[i])
         if (words[i],) in titles or (word,) in titles or words[i] == "bagian":
             end = i + 1
+            if words[i] == "bagian":  # "bagian laundry": the next word is the department
+                if end == len(words) or _V.table("status").word(words[end]) in (
+                        "place", "filler", "connector"):
+                    continue
+                end += 1
             while end < len(words) and ((words[end],) in parts or (words[end],) in titles):
                 end += 1
-            if words[i] == "bagian" and end == i + 1:
-                continue
             return i, end
     return None
 
@@ -590,8 +594,10 @@ class Place:
     specific: bool
 
 
-def _name_like(words: Sequence[str], generic: set[tuple[str, ...]]) -> bool:
-    """Whether one of the words could be a name: not generic, filler, laughter or a title."""
+def _name_like(words: Sequence[str], generic: set[tuple[str, ...]],
+               titles_too: bool = True) -> bool:
+    """Whether one of the words could be a name: not generic, filler, laughter or (with
+    ``titles_too``) a job title."""
     status = _V.table("status")
     plain = {"filler", "place", "connector", "already", "get", "lead", "work", "neg",
              "not_yet", "breaker"}
@@ -602,7 +608,9 @@ def _name_like(words: Sequence[str], generic: set[tuple[str, ...]]) -> bool:
             continue
         if (word,) in generic or (key,) in generic or (word,) in laughter or (key,) in laughter:
             continue
-        if (word,) in titles or (word,) in _V.answers["title_parts"] or status.word(word) in plain:
+        if titles_too and ((word,) in titles or (word,) in _V.answers["title_parts"]):
+            continue
+        if status.word(word) in plain:
             continue
         if re.fullmatch(r"(?:wk|ha|he|hi|xi|kw|aw)+[a-z]?", key):  # "wkwkwk", "hahaha"
             continue
@@ -622,7 +630,7 @@ def read_place(text: str, *, business: bool = False) -> Place:
     skip = frozenset(range(*title_at)) if title_at else frozenset()
     title = _text_of(w, *title_at) if title_at else None
     rest = [word for i, word in enumerate(w.words) if i not in skip]
-    if _phrase_in(rest, generic) or not _name_like(rest, generic):
+    if _phrase_in(rest, generic) or not _name_like(rest, generic, titles_too=not business):
         return Place(None, title, False)
     concepts = _V.table("status").concepts_of(w.words)
     if title_at is None:
@@ -644,6 +652,10 @@ def _place_span(w: _Words, concepts: list[str | None], start: int, end: int) -> 
     trailing filler; the rest of the reply is kept ("konveksi Bu Siti, Wiradesa")."""
     while start < end and concepts[start] in _PLACE_LEADS:
         start += 1
+    for i in range(start + 1, end):  # "toko Barokah jd pramuniaga": not the job
+        if concepts[i] == "lead":
+            end = i
+            break
     while end > start and concepts[end - 1] in _PLACE_TAILS:
         end -= 1
     if start >= end:
@@ -728,6 +740,31 @@ def read_yes_no(text: str, learned: Mapping[str, str] | None = None) -> Reading 
     return Reading(answers.pop(), how)
 
 
+_CLAUSE = re.compile(r"[,;.\n!?]+|\b(?:tapi|tp|tetapi|namun|nanging|ning|and|dan)\b",
+                     re.IGNORECASE)
+_SKILL_CONTEXT = {"sesuai", "nyambung", "kepake", "kepakai", "pakai", "pake", "dipakai",
+                  "terpakai", "ilmu", "ilmunya", "jurusan", "jurusane", "bidang", "pelatihan",
+                  "pelatihane", "keterampilan", "ketrampilan", "skill", "linier", "linear",
+                  "relevan", "kanggo", "kangge", "dienggo", "dingge", "sebidang", "berguna",
+                  "manfaat", "bermanfaat"}
+
+
+def read_skill_use_aside(text: str) -> Reading | None:
+    """Whether the job uses the trained skill, said beside the status in the same message
+    ("kerja di garmen, tp ga sesuai jurusan"); None when the rest of the message does not
+    say it clearly."""
+    clauses = [c for c in _CLAUSE.split(_prepare(text)) if c and c.strip()]
+    for clause in clauses[1:]:
+        words = words_of(clause)
+        if not any(_squeeze(word) in _SKILL_CONTEXT or word in _SKILL_CONTEXT
+                   for word in words):
+            continue
+        reading = read_yes_no(clause)
+        if reading is not None and reading.how != CHOICE:
+            return reading
+    return None
+
+
 def parse_yes_no(text: str) -> bool | None:
     """True for yes, False for no, None when the reply says neither (or both)."""
     reading = read_yes_no(text)
@@ -782,7 +819,8 @@ def read_rating(text: str, learned: Mapping[str, str] | None = None) -> Reading 
     if (meaning := _learned(learned, text)) and meaning.isdigit() and _in_range(int(meaning)):
         return Reading(int(meaning), LEARNED)
     prepared = _prepare(text)
-    if out_of_five := _OUT_OF_FIVE.search(prepared.lower()):
+    if out_of_five := (_OUT_OF_FIVE.search(prepared.lower()) or
+                       _OUT_OF_FIVE.search(" ".join(words_of(prepared)))):
         rating = _in_range(int(out_of_five[1]))
         return Reading(rating, CHOICE) if rating else None
     if _DECIMAL.search(prepared) or _RANGE.search(prepared):  # "3,5", "3-4": between two
@@ -832,6 +870,32 @@ def means_nothing(text: str, learned: Mapping[str, str] | None = None) -> bool:
 
 
 # --- greetings, laughter and nonsense --------------------------------------------------------
+
+def is_unsure(text: str) -> bool:
+    """A question back or a shrug ("hmm gmn ya", "entahlah", "maksudnya?"): no answer."""
+    words = words_of(text)
+    concepts = _V.table("yes_no").concepts_of(words)
+    status = _V.table("status")
+    return "unsure" in concepts and all(
+        c in ("unsure", "yes", "fine") or status.word(word) == "filler" or
+        (word,) in _V.answers["greetings"] or (word,) in _V.answers["laughter"]
+        for word, c in zip(words, concepts, strict=True))
+
+
+def is_nonsense(text: str) -> bool:
+    """Laughter, a greeting, emoji or a lone letter: nothing to keep as an answer."""
+    words = [w for w in words_of(text) if len(_squeeze(w)) > 1]
+    return not words or is_greeting(text) or all(
+        (w,) in _V.answers["laughter"] or re.fullmatch(r"(?:wk|ha|he|hi|xi|kw|aw)+[a-z]?",
+                                                      _squeeze(w)) for w in words)
+
+
+def is_ping(text: str) -> bool:
+    """Only a greeting or a ping ("p", "tes", "halo kak"), no laughter: nobody answered yet."""
+    words = words_of(text)
+    return bool(words) and (tuple(words) in _V.answers["greetings"] or all(
+        (w,) in _V.answers["greetings"] for w in words))
+
 
 def is_greeting(text: str) -> bool:
     """A ping or a greeting ("p", "halo kak", "assalamualaikum"): not an answer to anything,

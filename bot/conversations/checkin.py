@@ -74,9 +74,13 @@ from bot.understand import (
     WORDS,
     Reading,
     is_greeting,
+    is_nonsense,
+    is_ping,
+    is_unsure,
     means_nothing,
     read_place,
     read_rating,
+    read_skill_use_aside,
     read_status,
     read_yes_no,
 )
@@ -132,11 +136,16 @@ def _answered(report: ProgressReport, column: str) -> bool:
 
 # --- one function per state -----------------------------------------------------------------
 
-def _after_status(report: ProgressReport, reading: Reading, how: str) -> str:
+def _after_status(report: ProgressReport, reading: Reading, how: str,
+                  reply: str | None = None) -> str:
     """Store a status (and what it names); the state that comes next."""
     status = reading.value
     _set(report, "employment_status", status, how)
     report.not_understood = False
+    if status == EMPLOYED and reply is not None and \
+            (aside := read_skill_use_aside(reply)) is not None:
+        # "kerja di garmen, tp ga sesuai jurusan": two answers in one message.
+        _set(report, "uses_training_skill", aside.value, aside.how)
     if status == EMPLOYED:
         if reading.title and not report.job_title:
             report.job_title = reading.title
@@ -159,11 +168,13 @@ def answer_status(report: ProgressReport, reply: str, ctx: Context) -> str | Non
     reading = read_status(reply, ctx.learned.get("status"))
     if reading is None:
         return None
-    return _after_status(report, reading, ctx.how(reading))
+    return _after_status(report, reading, ctx.how(reading), reply)
 
 
 def _answer_place(report: ProgressReport, reply: str, ctx: Context, *, business: bool,
                   then: str) -> str | None:
+    if is_ping(reply):
+        return None  # asked again as a greeting, the follow-up still to come
     place = read_place(reply, business=business)
     if place.title and not business and not report.job_title:
         report.job_title = place.title
@@ -174,7 +185,10 @@ def _answer_place(report: ProgressReport, reply: str, ctx: Context, *, business:
     if not ctx.data.get("follow_up"):
         ctx.data["follow_up"] = _clean(reply) if _has_letters(reply) else ""
         return FOLLOW_UP
-    # Asked once more: whatever they give is kept (the first answer when this one is empty).
+    # Asked once more: whatever they give is kept (the first answer when this one is empty);
+    # laughter or an emoji is no answer yet.
+    if is_nonsense(reply):
+        return None
     first = ctx.data.pop("follow_up", "") or ""
     kept = _clean(reply) if _has_letters(reply) else first
     if place.title and kept == place.title and first:
@@ -225,7 +239,7 @@ def answer_help(report: ProgressReport, reply: str, ctx: Context) -> str | None:
     if means_nothing(reply, ctx.learned.get("nothing")):
         _set(report, "needs_help", None, WORDS)
         return END
-    if not _has_letters(reply) or is_greeting(reply):
+    if not _has_letters(reply) or is_greeting(reply) or is_unsure(reply) or is_nonsense(reply):
         return None
     _set(report, "needs_help", _clean(reply), WORDS)
     return END
@@ -403,7 +417,8 @@ def handle_reply(turn: Turn) -> bool:
         # "blm dpt kerja kak" while the rating is asked: the status it was missing, never a
         # rating. The branch the status opens comes next, then what is still unanswered.
         _keep_raw(report, "status", turn.text)
-        next_state = _after_status(report, late, GUESS if late.how == WORDS else late.how)
+        next_state = _after_status(report, late, GUESS if late.how == WORDS else late.how,
+                                   turn.text)
     else:
         next_state = question.answer(report, turn.text, ctx)
     if next_state == FOLLOW_UP:
