@@ -454,7 +454,8 @@ def _next_meaningful(concepts: list[str | None], i: int) -> str | None:
     return next((c for c in concepts[i + 1 :] if c != "filler"), None)
 
 
-def _status_from_words(concepts: list[str | None]) -> tuple[str, int, bool] | None:
+def _status_from_words(concepts: list[str | None],
+                       left: bool = False) -> tuple[str, int, bool] | None:
     """Status the words of a reply tell, the index of the word that tells it, and whether it
     is only an echo of an option ("sudah", "belum": a guess)."""
     first: dict[str, int] = {}
@@ -470,7 +471,8 @@ def _status_from_words(concepts: list[str | None]) -> tuple[str, int, bool] | No
         elif concept == "seek":
             first.setdefault(SEEKING, i)
         elif concept == "workplace":
-            first.setdefault("workplace", i)
+            # "sudah keluar dari pabrik": left the job, not working there
+            first.setdefault(SEEKING if _denied(concepts, i, {"neg"}) else "workplace", i)
     # A job beats a side business, a business beats studies, and any of them beats job hunting.
     for status in (EMPLOYED, SELF_EMPLOYED, STUDYING, SEEKING):
         if status in first:
@@ -483,6 +485,8 @@ def _status_from_words(concepts: list[str | None]) -> tuple[str, int, bool] | No
         return SEEKING, 0, True
     if meaningful == {"already"}:
         return EMPLOYED, 0, True
+    if meaningful and meaningful <= {"already", "neg"} and left:  # "wis leren", "sudah resign"
+        return SEEKING, 0, True
     return None
 
 
@@ -554,7 +558,8 @@ def read_status(text: str, learned: Mapping[str, str] | None = None) -> Reading 
         status, start, how = STATUS_BY_CHOICE[choice[0]], choice[1], CHOICE
     elif choice:
         return None  # "5", "0": not an option
-    elif found := _status_from_words(concepts):
+    elif found := _status_from_words(concepts, left=bool(
+            {"keluar", "berhenti"} & set(w.words))):
         status, start, echo = found
         if echo or table.is_typo(w.words[start]):
             how = GUESS
@@ -749,15 +754,29 @@ _SKILL_CONTEXT = {"sesuai", "nyambung", "kepake", "kepakai", "pakai", "pake", "d
                   "manfaat", "bermanfaat"}
 
 
+_ALERTS_CONTEXT = {"lowongan", "loker", "info", "informasi", "kabar", "kabari", "dikabari",
+                   "kirim", "kirimi", "kirimin", "dikirim", "dikirimi", "kirimono", "kirimke",
+                   "dikirimke", "lowongane"}
+
+
 def read_skill_use_aside(text: str) -> Reading | None:
     """Whether the job uses the trained skill, said beside the status in the same message
     ("kerja di garmen, tp ga sesuai jurusan"); None when the rest of the message does not
     say it clearly."""
+    return _aside(text, _SKILL_CONTEXT)
+
+
+def read_job_alerts_aside(text: str) -> Reading | None:
+    """Whether a job seeker wants job openings, said beside the status ("blm kerja kak, mau
+    dikirimi info loker"); None when the rest of the message does not say it clearly."""
+    return _aside(text, _ALERTS_CONTEXT)
+
+
+def _aside(text: str, context: set[str]) -> Reading | None:
     clauses = [c for c in _CLAUSE.split(_prepare(text)) if c and c.strip()]
     for clause in clauses[1:]:
         words = words_of(clause)
-        if not any(_squeeze(word) in _SKILL_CONTEXT or word in _SKILL_CONTEXT
-                   for word in words):
+        if not any(_squeeze(word) in context or word in context for word in words):
             continue
         reading = read_yes_no(clause)
         if reading is not None and reading.how != CHOICE:

@@ -238,3 +238,26 @@ def test_replies_to_the_graduate_go_out_as_one_message_each(grad, db):
     assert after == before + 1
     assert state(grad) == (ASK_EMPLOYER, 0) and ASK_USES_SKILL != state(grad)[0]
     assert ASK_JOB_ALERTS  # the table still has the job-alert branch
+
+
+def test_two_answers_in_one_message_skip_the_question_already_answered(grad):
+    grad.begin()
+    answer(grad, "udah kerja di konveksi Bu Siti, ilmunya kepake bgt", "checkin.ask_rating")
+    report = grad.report()
+    assert (report.employer, report.uses_training_skill) == ("konveksi Bu Siti", True)
+
+
+def test_a_job_seeker_who_already_said_yes_to_openings_is_not_asked_again(grad):
+    grad.begin()
+    answer(grad, "durung kerjo mas, gelem dikirimi info loker", "checkin.ask_rating")
+    report = grad.report()
+    assert (report.employment_status, report.wants_job_alerts) == ("seeking", True)
+
+
+def test_a_greeting_at_the_workplace_question_does_not_use_up_the_follow_up(grad):
+    grad.begin()
+    answer(grad, "2", "checkin.ask_business")
+    answer(grad, "tes", "checkin.again_business")
+    answer(grad, "dagang", "checkin.follow_up_business")
+    answer(grad, "dagang batik", "checkin.ask_rating")
+    assert grad.report().employer == "dagang batik"

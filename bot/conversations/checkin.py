@@ -78,6 +78,7 @@ from bot.understand import (
     is_ping,
     is_unsure,
     means_nothing,
+    read_job_alerts_aside,
     read_place,
     read_rating,
     read_skill_use_aside,
@@ -146,6 +147,9 @@ def _after_status(report: ProgressReport, reading: Reading, how: str,
             (aside := read_skill_use_aside(reply)) is not None:
         # "kerja di garmen, tp ga sesuai jurusan": two answers in one message.
         _set(report, "uses_training_skill", aside.value, aside.how)
+    if status == SEEKING and reply is not None and \
+            (aside := read_job_alerts_aside(reply)) is not None:
+        _set(report, "wants_job_alerts", aside.value, aside.how)
     if status == EMPLOYED:
         if reading.title and not report.job_title:
             report.job_title = reading.title
