@@ -166,3 +166,35 @@ def test_a_whole_checkin_in_the_browser(app, db, settings, roster):
         assert (report.employment_status, report.employer, report.uses_training_skill,
                 report.skill_rating, report.needs_help) == (
             "employed", "konveksi Bu Siti, Pekalongan", True, 4, None)
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_the_status_buttons_show_and_a_tap_answers(app, db, settings, roster):
+    """After two replies Kabar cannot place, the status comes as buttons; tapping one is the
+    answer, as on WhatsApp."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    graduate_id = roster["graduate_ids"][1]
+    with serve(app) as base, sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.goto(base + "/simulator/")
+            page.click(f".grad[data-id='{graduate_id}']")
+            page.click(f".startround[data-cohort-id='{roster['cohort_id']}']")
+            page.wait_for_selector(".bubble.out >> text=Bagaimana status kerja", timeout=10_000)
+            for reply in ("hmm gmn ya", "bingung kak"):
+                page.fill("#body", reply)
+                page.press("#body", "Enter")
+                page.wait_for_selector(f".bubble.in >> text={reply}", timeout=10_000)
+            page.wait_for_selector("button.quick >> text=Belum bekerja", timeout=10_000)
+            assert page.locator("button.quick").count() == 4
+            page.click("button.quick >> text=Belum bekerja")
+            page.wait_for_selector(".bubble.out >> text=info lowongan", timeout=10_000)
+        finally:
+            browser.close()
+    with db.session() as session:
+        report = session.scalar(select(ProgressReport)
+                                .where(ProgressReport.graduate_id == graduate_id))
+        assert report.employment_status == "seeking"
+        assert report.readings["employment_status"] == "button"
