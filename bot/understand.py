@@ -556,6 +556,9 @@ def read_status(text: str, learned: Mapping[str, str] | None = None) -> Reading 
     how = WORDS
     if choice and choice[0] in STATUS_BY_CHOICE:
         status, start, how = STATUS_BY_CHOICE[choice[0]], choice[1], CHOICE
+        told = _status_from_words(concepts[start:])
+        if told and not told[2] and told[0] != status:
+            return None  # "1, belum kerja": the number and the words disagree, so ask
     elif choice:
         return None  # "5", "0": not an option
     elif found := _status_from_words(concepts, left=bool(

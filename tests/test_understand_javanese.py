@@ -202,3 +202,9 @@ def test_a_configuration_with_a_bad_vocabulary_file_does_not_start(tmp_path: Pat
     with pytest.raises(ConfigError, match=r"understanding.vocabulary: .*v.toml:2: 'kerja' is "
                                           r"listed twice"):
         load_settings(config, environ={})
+
+
+@pytest.mark.parametrize("reply", ["1, belum kerja", "4 sambil kerja", "1 durung kerjo",
+                                   "3 sudah kerja di PT Maju"])
+def test_a_number_and_words_that_disagree_are_asked_again(reply):
+    assert read_status(reply) is None
