@@ -465,7 +465,7 @@ def test_staff_who_is_also_a_graduate(send, db, settings, roster):
     assert [m.graduate_id for m in inbound] == [None, None, graduate_id]
     assert last_reply(db, STAFF) == t("staff.cancelled")
     send(STAFF, "ya")  # nothing waits: this is the graduate's answer, not staff's
-    assert graduate_replies()[-1] == t("checkin.follow_up_employer")  # "ya" names no workplace
+    assert graduate_replies()[-1] == t("checkin.again_employer")  # "ya" names no workplace
     assert last_reply(db, STAFF) == t("staff.cancelled")
     assert broadcast_count(db) == 0
 
