@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, case, distinct, func, or_, select, update
+from sqlalchemy import and_, distinct, func, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -142,40 +142,42 @@ def teach(session: Session, settings: Settings, *, question: str, phrase: str, m
     entry, old_meaning = _store(session, reading, phrase, meaning, actor, now)
     session.info.pop(_CACHE_KEY, None)
 
-    replies = list(session.scalars(select(UnplacedReply).where(
-        UnplacedReply.question.in_(questions_of(reading)), UnplacedReply.phrase == phrase,
-        UnplacedReply.resolved_at.is_(None)).order_by(UnplacedReply.id)))
-    for reply in replies:
-        reply.resolved_at, reply.entry_id = now, entry.id
-
+    group = (UnplacedReply.question.in_(questions_of(reading)), UnplacedReply.phrase == phrase,
+             UnplacedReply.resolved_at.is_(None))
     changed = 0
     if reread:
-        wanted = {(r.report_id, r.question) for r in replies if r.report_id is not None}
-        report_ids = sorted({report_id for report_id, _ in wanted})
-        if report_ids:
-            # Graduates before their reports, in id order, as the inbox locks them
-            # (bot.summaries): a reply being handled finishes first and nobody deadlocks.
-            graduate_ids = sorted(set(session.scalars(select(ProgressReport.graduate_id).where(
-                ProgressReport.id.in_(report_ids)))))
-            session.execute(select(Graduate.id).where(Graduate.id.in_(graduate_ids))
-                            .order_by(Graduate.id).with_for_update())
-            reports = {r.id: r for r in session.scalars(
-                select(ProgressReport).where(ProgressReport.id.in_(report_ids),
-                                             ProgressReport.status == REPORT_OPEN)
-                .order_by(ProgressReport.id).with_for_update())}
-            touched: set[int] = set()
-            for report_id, asked in sorted(wanted):
-                report = reports.get(report_id)
-                if report is not None and reread_answer(session, settings, report, asked,
-                                                        meaning):
-                    touched.add(report_id)
-            changed = len(touched)
+        of_group = select(UnplacedReply.report_id).where(*group).scalar_subquery()
+        # Graduates before their reports, in id order, as the inbox locks them
+        # (bot.summaries): a reply being handled finishes first and nobody deadlocks.
+        session.execute(select(Graduate.id).where(Graduate.id.in_(
+            select(ProgressReport.graduate_id).where(ProgressReport.id.in_(of_group))))
+            .order_by(Graduate.id).with_for_update())
+        reports = {r.id: r for r in session.scalars(
+            select(ProgressReport).where(ProgressReport.id.in_(of_group),
+                                         ProgressReport.status == REPORT_OPEN)
+            .order_by(ProgressReport.id).with_for_update())}
+        asked = session.execute(select(UnplacedReply.report_id, UnplacedReply.question)
+                                .where(*group, UnplacedReply.report_id.in_(
+                                    select(ProgressReport.id).where(
+                                        ProgressReport.id.in_(of_group),
+                                        ProgressReport.status == REPORT_OPEN)))
+                                .distinct().order_by(UnplacedReply.report_id)).all()
+        touched: set[int] = set()
+        for report_id, question_asked in asked:
+            report = reports.get(report_id)
+            if report is not None and reread_answer(session, settings, report, question_asked,
+                                                    meaning):
+                touched.add(report_id)
+        changed = len(touched)
+    resolved = session.execute(update(UnplacedReply).where(*group)
+                               .values(resolved_at=now, entry_id=entry.id)
+                               .execution_options(synchronize_session=False)).rowcount
 
     audit(session, actor, "vocabulary.taught", question=question, phrase=phrase,
-          reading=reading, meaning=meaning, old_meaning=old_meaning, resolved=len(replies),
+          reading=reading, meaning=meaning, old_meaning=old_meaning, resolved=resolved,
           reread=reread, reports_changed=changed)
     session.flush()
-    return TeachResult(entry.id, reading, phrase, meaning, old_meaning, len(replies), changed)
+    return TeachResult(entry.id, reading, phrase, meaning, old_meaning, resolved, changed)
 
 
 def _store(session: Session, reading: str, phrase: str, meaning: str, actor: str,
@@ -273,29 +275,40 @@ def unplaced_groups(session: Session, cohort_ids: list[int] | None = None, *,
                     limit: int = 50, offset: int = 0) -> list[Group]:
     """Unresolved replies grouped by question and phrase across graduates (of these cohorts:
     None = all), most replies first, then the most recent; with each group's latest example."""
-    still_empty = or_(*(and_(UnplacedReply.question == question, field.is_(None))
-                        for question, field in QUESTION_FIELD.items()))
-    open_empty = case((and_(ProgressReport.status == REPORT_OPEN, still_empty),
-                       ProgressReport.id))
     replies = func.count(UnplacedReply.id)
     latest = func.max(UnplacedReply.id)
+    # Read from the partial index alone (question, phrase, graduate_id where unresolved).
     rows = session.execute(
         select(UnplacedReply.question, UnplacedReply.phrase, replies,
-               func.count(distinct(UnplacedReply.graduate_id)),
-               func.count(distinct(open_empty)), latest)
-        .outerjoin(ProgressReport, ProgressReport.id == UnplacedReply.report_id)
+               func.count(distinct(UnplacedReply.graduate_id)), latest)
         .where(*_unresolved(cohort_ids))
         .group_by(UnplacedReply.question, UnplacedReply.phrase)
         .order_by(replies.desc(), latest.desc())
         .limit(limit).offset(offset)).all()
+    if not rows:
+        return []
+    shown = tuple_(UnplacedReply.question, UnplacedReply.phrase).in_(
+        [(question, phrase) for question, phrase, *_ in rows])
+    # Open reports whose field for the question is still empty: what a re-read would change.
+    still_empty = or_(*(and_(UnplacedReply.question == question, field.is_(None))
+                        for question, field in QUESTION_FIELD.items()))
+    open_reports = dict(((question, phrase), count) for question, phrase, count in
+                        session.execute(
+                            select(UnplacedReply.question, UnplacedReply.phrase,
+                                   func.count(distinct(ProgressReport.id)))
+                            .join(ProgressReport, ProgressReport.id == UnplacedReply.report_id)
+                            .where(*_unresolved(cohort_ids), shown,
+                                   ProgressReport.status == REPORT_OPEN, still_empty)
+                            .group_by(UnplacedReply.question, UnplacedReply.phrase)))
     examples = {reply.id: (reply, name, cohort_id, cohort_name)
                 for reply, name, cohort_id, cohort_name in session.execute(
                     select(UnplacedReply, Graduate.name, Graduate.cohort_id, Cohort.name)
                     .join(Graduate, Graduate.id == UnplacedReply.graduate_id)
                     .outerjoin(Cohort, Cohort.id == Graduate.cohort_id)
-                    .where(UnplacedReply.id.in_([row[5] for row in rows])))}
-    return [Group(question, phrase, count, graduates, open_reports, *examples[latest_id])
-            for question, phrase, count, graduates, open_reports, latest_id in rows
+                    .where(UnplacedReply.id.in_([row[4] for row in rows])))}
+    return [Group(question, phrase, count, graduates,
+                  open_reports.get((question, phrase), 0), *examples[latest_id])
+            for question, phrase, count, graduates, latest_id in rows
             if question in QUESTION_READING]
 
 

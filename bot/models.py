@@ -442,8 +442,8 @@ class UnplacedReply(Base):
 
     __tablename__ = "unplaced_replies"
     __table_args__ = (
-        # The page groups the unresolved replies by question and phrase.
-        Index("ix_unplaced_replies_open", "question", "phrase",
+        # The page groups the unresolved replies by question and phrase (and counts graduates).
+        Index("ix_unplaced_replies_open", "question", "phrase", "graduate_id",
               sqlite_where=text("resolved_at IS NULL"),
               postgresql_where=text("resolved_at IS NULL")),
     )

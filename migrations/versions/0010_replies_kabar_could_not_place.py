@@ -56,7 +56,8 @@ def upgrade() -> None:
     )
     op.create_index(op.f('ix_unplaced_replies_graduate_id'), 'unplaced_replies',
                     ['graduate_id'], unique=False)
-    op.create_index('ix_unplaced_replies_open', 'unplaced_replies', ['question', 'phrase'],
+    op.create_index('ix_unplaced_replies_open', 'unplaced_replies',
+                    ['question', 'phrase', 'graduate_id'],
                     unique=False, sqlite_where=sa.text('resolved_at IS NULL'),
                     postgresql_where=sa.text('resolved_at IS NULL'))
 
