@@ -4,6 +4,7 @@ open reports they left empty."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -30,7 +31,9 @@ from bot.models import (
     UnplacedReply,
     VocabularyEntry,
 )
+from tests.conftest import PG_URL
 from tests.factories import make_cohort, make_graduates
+from tests.test_summaries import wait_for_a_lock_wait
 
 NOW = datetime(2026, 12, 4, 7, 0, tzinfo=UTC)
 
@@ -217,3 +220,35 @@ def test_forgetting_a_meaning_deletes_it_and_is_audited(db, settings, people):
             AuditLog.action == "vocabulary.forgotten")).one()
         assert (gone.actor, gone.detail["phrase"], gone.detail["taught_by"]) == (
             "budi", "gak ada sih", "rina")
+
+
+@pytest.mark.skipif(not PG_URL, reason="concurrent writers need PostgreSQL")
+def test_two_people_teaching_one_phrase_at_once_leave_one_entry_with_the_later_meaning(
+        db, settings, people):
+    graduates, reports = people
+    record(db, graduates[0], reports[0], "rating", "lumayan", 1)
+    first = db.sessions()
+    teach(first, settings, question="rating", phrase="lumayan", meaning="3", actor="rina",
+          now=NOW, reread=False)
+    results, errors = [], []
+
+    def second():
+        try:
+            with db.session() as session:
+                results.append(teach(session, settings, question="rating", phrase="lumayan",
+                                     meaning="4", actor="budi", now=NOW, reread=False))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    worker = threading.Thread(target=second)
+    worker.start()
+    wait_for_a_lock_wait(db, "the second teacher to wait for the first")
+    first.commit()
+    first.close()
+    worker.join(10)
+    assert not worker.is_alive() and not errors
+    assert (results[0].old_meaning, results[0].meaning, results[0].resolved) == ("3", "4", 0)
+    with db.read_session() as session:
+        assert learned_meanings(session)["rating"] == {"lumayan": "4"}
+        assert len(session.scalars(select(AuditLog).where(
+            AuditLog.action == "vocabulary.taught")).all()) == 2
