@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, distinct, func, or_, select, tuple_, update
+from sqlalchemy import and_, distinct, event, func, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -92,8 +92,9 @@ def record_unplaced(session: Session, *, graduate_id: int, report_id: int | None
 
 
 def learned_meanings(session: Session) -> dict[str, dict[str, str]]:
-    """Every taught phrase: reading -> {phrase: meaning}. One small query, kept for the rest of
-    the session's life (``teach`` and ``forget`` through the same session start over)."""
+    """Every taught phrase: reading -> {phrase: meaning}. One small query, kept until the
+    session's transaction ends (``teach`` and ``forget`` through the same session start over),
+    so every process sees a new meaning from its next transaction on."""
     cached = session.info.get(_CACHE_KEY)
     if cached is not None:
         return cached
@@ -104,6 +105,12 @@ def learned_meanings(session: Session) -> dict[str, dict[str, str]]:
         meanings.setdefault(reading, {})[phrase] = meaning
     session.info[_CACHE_KEY] = meanings
     return meanings
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_learned_meanings(session: Session, *_: object) -> None:
+    session.info.pop(_CACHE_KEY, None)
 
 
 def learned_meaning(session: Session, question: str, text: str) -> str | None:

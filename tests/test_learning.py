@@ -252,3 +252,16 @@ def test_two_people_teaching_one_phrase_at_once_leave_one_entry_with_the_later_m
         assert learned_meanings(session)["rating"] == {"lumayan": "4"}
         assert len(session.scalars(select(AuditLog).where(
             AuditLog.action == "vocabulary.taught")).all()) == 2
+
+
+def test_a_meaning_taught_elsewhere_is_read_from_the_next_transaction(db, settings, people):
+    reader = db.read_sessions()  # a long-lived session, as a worker's
+    try:
+        assert learned_meanings(reader)["rating"] == {}
+        with db.session() as session:
+            teach(session, settings, question="rating", phrase="mantul", meaning="5",
+                  actor="rina", now=NOW, reread=False)
+        reader.commit()
+        assert learned_meaning(reader, "rating", "Mantulll!") == "5"
+    finally:
+        reader.close()
