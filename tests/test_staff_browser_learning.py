@@ -1,10 +1,14 @@
 """Replies Kabar did not understand, in Chromium: staff open the page from the menu, give the
 most frequent group its meaning with one click, and see it leave the list for the taught list;
-the open reports it left empty are re-read. Graduates' text is shown as text, never run."""
+the open reports it left empty are re-read. Graduates' text is shown as text, never run.
+
+``KABAR_SCREENSHOTS=<directory>`` also saves the page as ``learning.png`` there."""
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -66,6 +70,9 @@ def test_staff_teach_a_group_in_one_click_and_it_leaves_the_list(settings, db, u
         expect(page.locator("tr.group").first).to_have_attribute("data-phrase", "blm dpt kerjan")
         expect(page.locator("tr.group[data-question='rating'] q.raw")).to_have_text(SCRIPT)
         expect(group.locator("input[name=reread]")).to_be_checked()
+        if os.environ.get("KABAR_SCREENSHOTS"):
+            page.set_viewport_size({"width": 1280, "height": 700})
+            page.screenshot(path=str(Path(os.environ["KABAR_SCREENSHOTS"]) / "learning.png"))
 
         group.locator("button", has_text="Mencari kerja").click()
 
