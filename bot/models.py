@@ -422,6 +422,47 @@ class AuditLog(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
+# --- replies Kabar could not place, and the meanings staff taught it (bot.learning) ---------
+
+# The readings a taught phrase belongs to (bot.learning.QUESTION_READING maps questions to them).
+VOCABULARY_READINGS = ("status", "yes_no", "rating", "nothing")
+
+
+class VocabularyEntry(Base):
+    """A phrase staff taught Kabar: what it means when it answers a question of ``reading``."""
+
+    __tablename__ = "vocabulary_entries"
+    __table_args__ = (UniqueConstraint("reading", "phrase"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reading: Mapped[str] = mapped_column(String(16))  # one of VOCABULARY_READINGS
+    phrase: Mapped[str] = mapped_column(String(200))  # bot.learning.phrase_key of the reply
+    meaning: Mapped[str] = mapped_column(String(32))  # one of bot.learning.MEANINGS[reading]
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UnplacedReply(Base):
+    """A graduate's reply the check-in could not place, kept until staff give it a meaning."""
+
+    __tablename__ = "unplaced_replies"
+    __table_args__ = (
+        # The page groups the unresolved replies by question and phrase (and counts graduates).
+        Index("ix_unplaced_replies_open", "question", "phrase", "graduate_id",
+              sqlite_where=text("resolved_at IS NULL"),
+              postgresql_where=text("resolved_at IS NULL")),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    graduate_id: Mapped[int] = mapped_column(ForeignKey("graduates.id"), index=True)
+    report_id: Mapped[int | None] = mapped_column(ForeignKey("progress_reports.id"))
+    question: Mapped[str] = mapped_column(String(16))  # status, uses_skill, job_alerts, ...
+    phrase: Mapped[str] = mapped_column(String(200))  # bot.learning.phrase_key(text)
+    text: Mapped[str] = mapped_column(Text)  # the reply as the graduate wrote it
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[datetime | None]
+    entry_id: Mapped[int | None] = mapped_column(ForeignKey("vocabulary_entries.id"))
+
+
 def audit(session, actor: str, action: str, **detail: Any) -> AuditLog:
     """Add an audit entry to ``session`` (committed with the change it records)."""
     entry = AuditLog(actor=actor, action=action, detail=detail)
