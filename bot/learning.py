@@ -32,7 +32,7 @@ from bot.models import (
     VocabularyEntry,
     audit,
 )
-from bot.understand import _squeeze, normalize
+from bot.understand import phrase_key as understood_phrase_key
 
 # The question a reply answered -> the vocabulary its meaning belongs to.
 QUESTION_READING = {"status": "status", "uses_skill": "yes_no", "job_alerts": "yes_no",
@@ -67,8 +67,7 @@ class TeachResult:
 def phrase_key(text: str) -> str:
     """The grouping key of a reply: its normalised words with stretched letters squeezed, at
     most ``PHRASE_LIMIT`` characters; "" when no word is left (such replies are not kept)."""
-    words = " ".join(_squeeze(word) for word in normalize(text).split())
-    return words[:PHRASE_LIMIT].rstrip()
+    return understood_phrase_key(text)[:PHRASE_LIMIT].rstrip()
 
 
 def questions_of(reading: str) -> tuple[str, ...]:

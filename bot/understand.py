@@ -92,7 +92,7 @@ def _squeeze(word: str) -> str:
 def phrase_key(text: str) -> str:
     """The key a whole reply is grouped and taught by: its words, stretched letters squeezed
     ("Mboten wonten!!" and "mbotenn wontennn" are both "mboten wonten")."""
-    return " ".join(_squeeze(word) for word in normalize(text).split())[:PHRASE_KEY_LIMIT]
+    return " ".join(_squeeze(word) for word in normalize(text).split())[:PHRASE_KEY_LIMIT].rstrip()
 
 
 # --- the vocabulary files --------------------------------------------------------------------
@@ -376,7 +376,16 @@ def words_of(text: str) -> list[str]:
 
 
 def _learned(learned: Mapping[str, str] | None, text: str) -> str | None:
-    return learned.get(phrase_key(text)) if learned else None
+    """The meaning staff taught for this reply: its phrase as a whole, else without the
+    filler words around it ("gaskeun kak" is "gaskeun")."""
+    if not learned:
+        return None
+    key = phrase_key(text)
+    if key in learned:
+        return learned[key]
+    status = _V.table("status")
+    core = " ".join(w for w in key.split() if status.word(w) != "filler")
+    return learned.get(core) if core else None
 
 
 # --- numbered choices ------------------------------------------------------------------------

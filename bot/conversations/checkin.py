@@ -408,6 +408,15 @@ def handle_reply(turn: Turn) -> bool:
     if found is None:
         return False
     report, question = found
+    if conversation.state in _AFTER and _answered(report, question.column):
+        # Answered meanwhile (staff re-read the reply with a meaning they taught): this reply
+        # answers the next open question.
+        state = _next_state(report, conversation.state)
+        if state == END:
+            _finish(turn, report)
+            return True
+        conversation.state, conversation.misses = state, 0
+        question = STATES[state]
     ctx = Context(learned=_learned(turn), data=dict(conversation.data or {}),
                   button=bool(turn.inbound is not None and (turn.inbound.meta or {}).get(
                       "button_payload")))
