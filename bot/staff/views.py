@@ -16,6 +16,8 @@ NAV = [
     ("staff.announcements", "nav.announcements", ("admin", "staff")),
     ("staff.schedules", "nav.schedules", None),
     ("staff.roster", "nav.roster", None),
+    ("staff.outcomes", "nav.outcomes", None),
+    ("staff.tracer", "nav.tracer", None),
     ("staff.audit", "nav.audit", ("admin", "staff")),
     ("staff.users", "nav.users", ("admin",)),
 ]
@@ -49,6 +51,7 @@ from bot.staff import (  # noqa: E402, F401
     graduates,
     jobs,
     replylog,
+    reports,
     roster,
     schedules,
     timeline,
