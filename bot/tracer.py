@@ -203,9 +203,10 @@ def _graduate_counts(session: Session, cohort_ids: list[int]) -> dict[int, int]:
     counts: dict[int, int] = {}
     for start in range(0, len(cohort_ids), CHUNK):
         chunk = cohort_ids[start:start + CHUNK]
-        counts.update(session.execute(
-            select(Graduate.cohort_id, func.count()).where(Graduate.cohort_id.in_(chunk))
-            .group_by(Graduate.cohort_id)).tuples())
+        for cohort_id, number in session.execute(
+                select(Graduate.cohort_id, func.count()).where(Graduate.cohort_id.in_(chunk))
+                .group_by(Graduate.cohort_id)):
+            counts[cohort_id] = number
     return counts
 
 

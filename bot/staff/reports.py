@@ -142,6 +142,11 @@ def outcomes_export(fmt: str):
 
 # --- tracer report ----------------------------------------------------------------------------
 
+def today() -> date:
+    """Today in the app timezone: which milestones are due."""
+    return datetime.now(get_settings().tz).date()
+
+
 def _tracer_report(session, f: ReportFilters):
     from bot.tracer import build
 
@@ -149,7 +154,7 @@ def _tracer_report(session, f: ReportFilters):
     return build(session, date_from=f.date_from, date_to=f.date_to,
                  institution_id=f.institution_id if f.institution_id is not None else scope,
                  cohort_ids=[f.cohort_id] if f.cohort_id is not None else None,
-                 today=datetime.now(get_settings().tz).date())
+                 today=today())
 
 
 @bp.get("/tracer")
