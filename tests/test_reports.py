@@ -197,7 +197,7 @@ def test_tracer_page_shows_the_figures_and_the_definition(app, db, tracer_data, 
     section = html.split('data-months="3"')[1].split("</section>")[0]
     row = section.split(f'data-cohort="{tracer_data["jahit"]}"')[1].split("</tr>")[0]
     assert "3 <span class=\"pct\">(75%)</span>" in row
-    assert "3.7" in row and "100%" in row
+    assert "3,7" in row and "100%" in row
     assert "belum waktunya" in html.split('data-months="6"')[1].split("</section>")[0]
     english = client.get("/staff/tracer?lang=en").get_data(as_text=True)
     assert "Tracer report" in english and "not yet due" in english

@@ -142,6 +142,14 @@ def outcomes_export(fmt: str):
 
 # --- tracer report ----------------------------------------------------------------------------
 
+def decimal(value: float | None) -> str:
+    """One decimal, with the decimal comma in Indonesian ('3,7'); '–' for none."""
+    if value is None:
+        return "–"
+    text = f"{value:.1f}"
+    return text.replace(".", ",") if current_language() == "id" else text
+
+
 def today() -> date:
     """Today in the app timezone: which milestones are due."""
     return datetime.now(get_settings().tz).date()
@@ -168,7 +176,7 @@ def tracer():
         report = _tracer_report(session, f)
         return render_template(
             "staff/tracer.html", filters=f, errors=errors, report=report,
-            milestones=MILESTONES, percent=percent, dmy=dmy,
+            milestones=MILESTONES, percent=percent, dmy=dmy, decimal=decimal,
             institutions=_institutions(session), office=settings.office.name,
             logo=url_for("staff.office_logo") if _logo_file() else None,
             download_xlsx=url_for("staff.tracer_export", **f.args()))
