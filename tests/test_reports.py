@@ -396,3 +396,11 @@ def test_report_texts_exist_in_both_languages():
         encoding="utf-8")))) for lang in ("id", "en")}
     assert texts["id"] == texts["en"]
     assert Path(TEXT_DIR / "id" / "reports.toml").is_file()
+
+
+def test_office_logo_must_be_an_image(settings):
+    from bot.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"office\.logo_path must be a .*\.png"):
+        settings.with_overrides(office={"logo_path": "/etc/kabar/logo.exe"})
+    assert settings.with_overrides(office={"name": "Disnaker"}).office.name == "Disnaker"
