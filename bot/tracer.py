@@ -218,9 +218,11 @@ def _answers(session: Session, cohorts: list[Cohort]) -> dict[int, dict[int, dic
     best: dict[tuple[int, int], tuple] = {}  # (graduate, milestone) -> (time, id)
     for start in range(0, len(cohorts), CHUNK):
         chunk = cohorts[start:start + CHUNK]
-        info = {c.id: (c, _zone(c.timezone)) for c in chunk}
-        earliest = min(window(c.training_end, MILESTONES[0])[0] for c in chunk)
-        latest = max(window(c.training_end, MILESTONES[-1])[1] for c in chunk)
+        # Per cohort: its timezone and the three windows, worked out once.
+        info = {c.id: (_zone(c.timezone), [(n, *window(c.training_end, n)) for n in MILESTONES])
+                for c in chunk}
+        earliest = min(windows[0][1] for _zone_, windows in info.values())
+        latest = max(windows[-1][2] for _zone_, windows in info.values())
         stmt = (select(Graduate.cohort_id, ProgressReport.graduate_id, CheckInRound.scheduled_for,
                        ProgressReport.id, ProgressReport.employment_status,
                        ProgressReport.uses_training_skill, ProgressReport.skill_rating,
@@ -237,10 +239,9 @@ def _answers(session: Session, cohorts: list[Cohort]) -> dict[int, dict[int, dic
                 in session.execute(stmt):
             if status not in EMPLOYMENT_STATUSES:
                 continue
-            cohort, zone = info[cohort_id]
+            zone, windows = info[cohort_id]
             day = when.astimezone(zone).date()
-            for n in MILESTONES:
-                first, last = window(cohort.training_end, n)
+            for n, first, last in windows:
                 if first <= day <= last:
                     key = (graduate_id, n)
                     if key not in best or (when, report_id) > best[key]:
@@ -259,7 +260,8 @@ def _zone(name: str | None) -> ZoneInfo:
 # --- XLSX ------------------------------------------------------------------------------------
 
 def percent(value: float | None) -> str:
-    return "" if value is None else f"{round(value * 100)}%"
+    """0.667 -> '67%'; '–' when there is nothing to divide by."""
+    return "–" if value is None else f"{round(value * 100)}%"
 
 
 def write_xlsx(report: Report, path: Path, words: dict[str, str], office: str) -> None:
@@ -291,9 +293,11 @@ def write_xlsx(report: Report, path: Path, words: dict[str, str], office: str) -
         header += [words["tracer.xlsx_metric"].format(
             months=n, metric=words[f"tracer.col_{m}"]) for m in metrics]
     sheet.append(header)
-    for cell in sheet[sheet.max_row]:
-        cell.font = bold
-    sheet.freeze_panes = sheet.cell(row=sheet.max_row + 1, column=3)
+    for column in range(1, len(header) + 1):
+        sheet.cell(row=sheet._current_row, column=column).font = bold
+    sheet.freeze_panes = sheet.cell(row=sheet._current_row + 1, column=3)
+    percent_columns = [6 + i for i, metric in enumerate(metrics * len(MILESTONES))
+                       if metric.endswith(("rate", "share"))]
     for row in report.rows:
         values: list[Any] = [
             row.institution if row.kind != "total" else words["tracer.total"],
@@ -310,14 +314,16 @@ def write_xlsx(report: Report, path: Path, words: dict[str, str], office: str) -
                        cell.statuses["studying"], cell.working_share, cell.skill_share,
                        round(cell.rating, 2) if cell.rating is not None else None, cell.help]
         sheet.append(values)
-        for cell in sheet[sheet.max_row]:
-            if isinstance(cell.value, date):
-                cell.number_format = "DD/MM/YYYY"
-            if row.kind != "cohort":
-                cell.font = bold
-        for index, metric in enumerate(metrics * len(MILESTONES)):
-            if metric.endswith(("rate", "share")):
-                sheet.cell(row=sheet.max_row, column=6 + index).number_format = "0%"
+        # The row just written, cell by cell: ``max_row`` and ``ws[row]`` scan every cell of
+        # the sheet, which makes a sheet of a thousand cohorts take minutes.
+        at = sheet._current_row
+        for column in (3, 4):
+            sheet.cell(row=at, column=column).number_format = "DD/MM/YYYY"
+        for column in percent_columns:
+            sheet.cell(row=at, column=column).number_format = "0%"
+        if row.kind != "cohort":
+            for column in range(1, len(values) + 1):
+                sheet.cell(row=at, column=column).font = bold
     for row in report.undated:
         sheet.append([row.institution, row.cohort, row.training_start, None, None,
                       words["tracer.no_dates"]])
