@@ -1,7 +1,7 @@
 """Server time of the staff console's pages on a big database (20,000 graduates, 200,000 messages).
 
     python benchmarks/pages.py [--graduates 20000] [--messages 200000] [--repeat 30]
-                               [--database-url URL] [--explain] [--keep]
+                               [--database-url URL] [--explain] [--keep] [--only TEXT]
 
 What it does:
 
