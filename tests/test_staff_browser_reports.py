@@ -1,7 +1,9 @@
 """The tracer report and the outcome export in Chromium: the page, its print on A4, a download.
 
-With ``KABAR_SCREENSHOTS=<directory>`` set, the test also saves ``tracer.png`` and
-``tracer.pdf`` there.
+With ``KABAR_SCREENSHOTS=<directory>`` set, the test also saves ``tracer.png`` (1280×900) there,
+as in ``docs/screenshots/``::
+
+    KABAR_SCREENSHOTS=docs/screenshots pytest tests/test_staff_browser_reports.py
 """
 
 from __future__ import annotations
@@ -57,13 +59,11 @@ def test_tracer_report_prints_on_a4_and_the_export_downloads(app, db, tracer_dat
         assert boxes and all(w == pytest.approx(A4_LANDSCAPE_PT[0], abs=1)
                              and h == pytest.approx(A4_LANDSCAPE_PT[1], abs=1)
                              for w, h in boxes), boxes  # Chromium rounds to whole pixels
-        folder = os.environ.get("KABAR_SCREENSHOTS")
-        if folder:
-            Path(folder, "tracer.pdf").write_bytes(pdf)
         page.emulate_media(media="screen")
         page.set_viewport_size({"width": 1280, "height": 900})
+        folder = os.environ.get("KABAR_SCREENSHOTS")
         if folder:
-            page.screenshot(path=str(Path(folder, "tracer.png")), full_page=True)
+            page.screenshot(path=str(Path(folder, "tracer.png")))
 
         # The outcome export, downloaded as a person would.
         page.click("header nav >> text=Ekspor hasil")
