@@ -1,7 +1,7 @@
 """Server time of the staff console's pages on a big database (20,000 graduates, 200,000 messages).
 
     python benchmarks/pages.py [--graduates 20000] [--messages 200000] [--repeat 30]
-                               [--database-url URL] [--explain] [--keep]
+                               [--database-url URL] [--explain] [--keep] [--only TEXT]
 
 What it does:
 
@@ -811,6 +811,15 @@ def targets(db, search_hit: str, search_miss: str) -> tuple[list[Page], list[str
              "admin", False),
         Page("reply log, one month", f"/staff/log?from={month_from}&to={month_to}", "admin",
              False),
+        # The office's reports (bot/staff/reports.py): not named, measured for the record.
+        Page("outcome export page, all", "/staff/outcomes", "admin", False),
+        Page("outcome XLSX, big cohort", f"/staff/outcomes/export.xlsx?cohort_id={big.id}",
+             "admin", False),
+        Page("outcome CSV, one month", "/staff/outcomes/export.csv?from="
+             f"{month_from:%d/%m/%Y}&to={month_to:%d/%m/%Y}", "admin", False),
+        Page("tracer report, all cohorts", "/staff/tracer", "admin", False),
+        Page("tracer report, viewer", "/staff/tracer", "viewer", False),
+        Page("tracer XLSX, all cohorts", "/staff/tracer/export.xlsx", "admin", False),
     ]
     about = [
         f"big cohort {big.id} '{big.name}': {big_count:,} messages; older page before message "
@@ -938,6 +947,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="print the query plan of each page's slowest statement")
     parser.add_argument("--target-ms", type=float, default=150.0,
                         help="median a named page must stay under (150)")
+    parser.add_argument("--only", action="append", default=[], metavar="TEXT",
+                        help="measure only pages whose name contains TEXT (repeatable), "
+                             "e.g. --only tracer --only outcome")
     parser.add_argument("--seed", type=int, default=20240614)
     parser.add_argument("--search-hit", default="mesin jahit",
                         help="reply-log search that matches some messages ('mesin jahit')")
@@ -997,6 +1009,11 @@ def run(args, url: str) -> int:
     try:
         app = create_app(settings, db)
         pages, about = targets(db, args.search_hit, args.search_miss)
+        if args.only:
+            pages = [p for p in pages if any(text in p.name for text in args.only)]
+            if not pages:
+                print(f"ERROR: no page name contains {' or '.join(args.only)}")
+                return 1
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
         print(f"\nmeasuring: {len(pages)} pages, {args.warmup} warm-up + {args.repeat} timed "
               f"requests each, round-robin; load average {load:.2f}", flush=True)

@@ -229,19 +229,35 @@ def broadcast_job(ctx: Context, title: str, employer: str, location: str, skill:
 
 @main.command("export")
 @click.argument("what", type=click.Choice(["progress", "messages", "interests"]))
-@click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), default="csv",
-              show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), default=None,
+              help="csv or xlsx; by default the --output extension (.xlsx or .csv), else csv.")
 @click.option("--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--actor", default="cli", help="Name written to the audit log.")
+@click.option("--language", type=click.Choice(["id", "en"]), default=None,
+              help="progress: headers and words in this language (default: app.language).")
+@click.option("--codes", is_flag=True,
+              help="progress: the machine layout (English headers, status codes, ISO times, "
+                   "raw replies as JSON) instead of the readable one.")
 @pass_ctx
-def export_cmd(ctx: Context, what: str, fmt: str, output: Path, actor: str) -> None:
+def export_cmd(ctx: Context, what: str, fmt: str | None, output: Path, actor: str,
+               language: str | None, codes: bool) -> None:
     """Export progress reports, messages or job interests to CSV or XLSX."""
-    from bot.exports import export
+    from bot import outcomes
+    from bot.exports import ExportError, export
 
+    try:
+        fmt = outcomes.format_for(output, fmt)
+    except ExportError as exc:
+        raise click.UsageError(str(exc)) from None
     _ensure_schema(ctx)
     with ctx.db.read_session() as session:
-        count = export(session, what, fmt, output, actor=actor, tz=ctx.settings.tz)
-    click.echo(f"wrote {count} {what} rows to {output}")
+        if what == "progress" and not codes:
+            count = outcomes.export(session, fmt, output, actor=actor,
+                                    language=language or ctx.settings.app.language,
+                                    tz=ctx.settings.tz)
+        else:
+            count = export(session, what, fmt, output, actor=actor, tz=ctx.settings.tz)
+    click.echo(f"wrote {count} {what} rows to {output} ({fmt})")
 
 
 # --- processes ------------------------------------------------------------------------------

@@ -27,6 +27,11 @@ TEMPLATE_KINDS = ("checkin", "reminder", "job_opening", "announcement", "status_
 DEFAULT_TWILIO_API = "https://api.twilio.com"
 
 
+# Image types office.logo_path may name, and how they are served.
+LOGO_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
+              ".svg": "image/svg+xml", ".gif": "image/gif", ".webp": "image/webp"}
+
+
 class ConfigError(ValueError):
     """A configuration key is unknown, missing or has a value Kabar cannot use."""
 
@@ -87,6 +92,14 @@ class UnderstandingSettings:
 
 
 @dataclass(frozen=True)
+class OfficeSettings:
+    """The office the printed reports (tracer report) are headed with."""
+
+    name: str = ""
+    logo_path: str = ""
+
+
+@dataclass(frozen=True)
 class Settings:
     app: AppSettings = field(default_factory=AppSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
@@ -95,6 +108,7 @@ class Settings:
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
     dispatch: DispatchSettings = field(default_factory=DispatchSettings)
     understanding: UnderstandingSettings = field(default_factory=UnderstandingSettings)
+    office: OfficeSettings = field(default_factory=OfficeSettings)
     source: str = "built-in defaults"
 
     @property
@@ -126,6 +140,7 @@ _SECTIONS: dict[str, type] = {
     "scheduler": SchedulerSettings,
     "dispatch": DispatchSettings,
     "understanding": UnderstandingSettings,
+    "office": OfficeSettings,
 }
 
 _ENV_OVERRIDES = {
@@ -305,3 +320,6 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"{src}: dispatch.max_attempts must be at least 1")
     if s.dispatch.claim_lease_seconds <= 0:
         raise ConfigError(f"{src}: dispatch.claim_lease_seconds must be above 0")
+    if s.office.logo_path and Path(s.office.logo_path).suffix.lower() not in LOGO_TYPES:
+        raise ConfigError(f"{src}: office.logo_path must be a "
+                          f"{', '.join(sorted(LOGO_TYPES))} image, not {s.office.logo_path!r}")

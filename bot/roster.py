@@ -14,6 +14,7 @@ import re
 import zipfile
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from itertools import chain, count
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,9 @@ HEADERS: dict[str, tuple[str, ...]] = {
     "phone": ("no_wa", "whatsapp", "phone", "no_hp", "hp", "nomor"),
     "skill": ("keterampilan", "skill"),
     "language": ("bahasa", "language"),
+    # The cohort's training dates (dd/mm/yyyy), for the tracer report (bot.tracer).
+    "training_start": ("mulai_pelatihan", "training_start"),
+    "training_end": ("selesai_pelatihan", "training_end"),
 }
 # A few more spellings seen in real rosters; not advertised, just understood.
 _EXTRA = {"institution": ("namalpks", "namalembaga"), "cohort": ("namapaket",),
@@ -67,6 +71,8 @@ class RosterRow:
     phone: str  # E.164
     skill: str | None = None
     language: str | None = None  # None: not given (new graduates get the default)
+    training_start: date | None = None  # the cohort's; None: not given
+    training_end: date | None = None
 
 
 @dataclass
@@ -259,9 +265,34 @@ def _check_row(line: int, v: dict[str, str], problems: list[ImportProblem]) -> R
         language = _LANGUAGES.get(_key(v["language"]))
         if language is None:
             return reject(f"bahasa {v['language']!r} is not known; write id or en")
+    dates: dict[str, date | None] = {}
+    for key, header in (("training_start", "mulai_pelatihan"),
+                        ("training_end", "selesai_pelatihan")):
+        try:
+            dates[key] = _training_date(v.get(key) or "")
+        except ValueError:
+            return reject(f"{header} {v[key]!r} is not a date; write it as dd/mm/yyyy, "
+                          "e.g. 31/01/2025")
+    if dates["training_start"] and dates["training_end"] \
+            and dates["training_end"] < dates["training_start"]:
+        return reject(f"selesai_pelatihan {v['training_end']!r} is before mulai_pelatihan "
+                      f"{v['training_start']!r}; check the two dates")
     return RosterRow(line=line, institution=v["institution"], cohort=v["cohort"],
                      name=v["name"], phone=phone, skill=v.get("skill") or None,
-                     language=language)
+                     language=language, **dates)
+
+
+def _training_date(text: str) -> date | None:
+    """dd/mm/yyyy as typed (also dd-mm-yyyy, dd.mm.yyyy), or an Excel date cell (which
+    arrives as '2025-01-31 00:00:00'); None when empty."""
+    if not text:
+        return None
+    for fmt in ("%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(text, fmt).date()
+        except ValueError:
+            continue
+    raise ValueError(text)
 
 
 # --- importing ----------------------------------------------------------------------------
@@ -292,6 +323,9 @@ def import_roster(session: Session, path: Path, *, actor: str = "cli",
             report.cohorts_created += 1
         elif cohort.skill is None and row.skill:
             cohort.skill = row.skill
+        for key in ("training_start", "training_end"):  # given dates set the cohort's
+            if getattr(row, key) is not None and getattr(cohort, key) != getattr(row, key):
+                setattr(cohort, key, getattr(row, key))
         wanted = {"name": row.name, "cohort_id": cohort.id, "skill": row.skill or cohort.skill}
         if row.language:
             wanted["language"] = row.language

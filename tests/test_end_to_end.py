@@ -163,7 +163,7 @@ def test_twenty_graduates_from_scheduled_prompt_to_exported_csv(
     config = tmp_path / "kabar.toml"
     config.write_text(f'[database]\nurl = "{settings.database.url}"\n')
     output = tmp_path / "progres.csv"
-    result = CliRunner().invoke(main, ["--config", str(config), "export", "progress",
+    result = CliRunner().invoke(main, ["--config", str(config), "export", "progress", "--codes",
                                        "--format", "csv", "--output", str(output)])
     assert result.exit_code == 0, result.output
     with output.open(encoding="utf-8-sig", newline="") as fh:

@@ -157,7 +157,7 @@ def test_cli_export_progress_xlsx(cli, tmp_path):
                                    employment_status="self_employed", employer="jualan online",
                                    skill_rating=5, raw_answers={"status": ["2"]}))
     out = tmp_path / "progress.xlsx"
-    result = cli("export", "progress", "--format", "xlsx", "--output", str(out))
+    result = cli("export", "progress", "--codes", "--format", "xlsx", "--output", str(out))
     assert result.exit_code == 0, result.output
     assert "wrote 1 progress rows" in result.stdout
     workbook = load_workbook(out, read_only=True)

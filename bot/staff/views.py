@@ -17,6 +17,8 @@ NAV = [
     ("staff.announcements", "nav.announcements", ("admin", "staff")),
     ("staff.schedules", "nav.schedules", None),
     ("staff.roster", "nav.roster", None),
+    ("staff.outcomes", "nav.outcomes", None),
+    ("staff.tracer", "nav.tracer", None),
     ("staff.audit", "nav.audit", ("admin", "staff")),
     ("staff.users", "nav.users", ("admin",)),
 ]
@@ -51,6 +53,7 @@ from bot.staff import (  # noqa: E402, F401
     jobs,
     learning,
     replylog,
+    reports,
     roster,
     schedules,
     timeline,
