@@ -34,8 +34,8 @@ from bot.models import (
 
 # Output columns, in order; their headers are ``outcomes.col_<key>`` in the console texts.
 COLUMNS = ("institution", "cohort", "graduate", "phone", "training_end", "round_date",
-           "report_status", "responded_at", "employment_status", "employer", "uses_skill",
-           "rating", "needs_help", "job_alerts", "completed_at")
+           "report_status", "responded_at", "employment_status", "status_read", "employer",
+           "job_title", "uses_skill", "rating", "needs_help", "job_alerts", "completed_at")
 # The check-in questions (``bot.conversations.checkin``), one raw-reply column each.
 QUESTIONS = ("status", "employer", "uses_skill", "business", "job_alerts", "rating", "help")
 DATE_FORMAT = "%d/%m/%Y"
@@ -99,7 +99,8 @@ def rows(session: Session, filters: Mapping[str, Any] | None = None, *, language
                    ProgressReport.employer, ProgressReport.uses_training_skill,
                    ProgressReport.skill_rating, ProgressReport.needs_help,
                    ProgressReport.wants_job_alerts, ProgressReport.completed_at,
-                   ProgressReport.raw_answers)
+                   ProgressReport.raw_answers, ProgressReport.job_title,
+                   ProgressReport.readings)
             .join(CheckInRound, ProgressReport.round_id == CheckInRound.id)
             .join(Cohort, CheckInRound.cohort_id == Cohort.id)
             .join(Institution, Cohort.institution_id == Institution.id)
@@ -119,9 +120,12 @@ def rows(session: Session, filters: Mapping[str, Any] | None = None, *, language
         for r in result:
             raw = r[15] if isinstance(r[15], dict) else {}
             scheduled = local(r[5])
+            how = (r[17] if isinstance(r[17], dict) else {}).get("employment_status")
             yield [r[0], r[1], r[2], r[3], r[4], scheduled.date() if scheduled else None,
                    words.get(f"outcomes.report_{r[6]}", r[6]), local(r[7]),
-                   status_word(r[8], language) or None, r[9] or None, yes_no(r[10]), r[11],
+                   status_word(r[8], language) or None,
+                   words.get(f"outcomes.read_{how}") if r[8] and how else None,
+                   r[9] or None, r[16] or None, yes_no(r[10]), r[11],
                    (r[12] or "").strip() or None, yes_no(r[13]), local(r[14]),
                    *(_replies(raw.get(q)) for q in QUESTIONS)]
 

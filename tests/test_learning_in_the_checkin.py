@@ -7,9 +7,9 @@ from sqlalchemy import select
 
 from bot.learning import learned_meanings, teach, unplaced_groups
 from bot.models import AuditLog, UnplacedReply, utcnow
+from tests.factories import make_graduates
 from tests.test_checkin_flow import GraduateChat, answer
 from tests.test_checkin_flow import grad as grad  # noqa: F401 (the fixture)
-from tests.factories import make_graduates
 
 
 def test_a_reply_kabar_could_not_place_is_recorded_for_staff(grad, db):

@@ -86,18 +86,20 @@ def classify(body: str) -> str:
 # --- reading the exports: ONE function ----------------------------------------------------
 
 _HEADER_NAMES = {
-    "phone": ("phone", "telepon", "no. hp", "no hp", "nomor hp", "nomor whatsapp", "whatsapp",
+    "phone": ("phone", "no. wa", "telepon", "no. hp", "no hp", "nomor hp", "nomor whatsapp", "whatsapp",
               "nomor telepon", "hp"),
     "status": ("employment_status", "status kerja", "status pekerjaan"),
     "employer": ("employer", "tempat kerja", "tempat kerja/usaha", "tempat kerja / usaha",
                  "tempat kerja atau usaha", "usaha"),
-    "job_title": ("job_title", "jabatan", "posisi", "pekerjaan"),
+    "job_title": ("job_title", "jabatan", "jabatan / bagian", "posisi", "pekerjaan"),
     "uses_skill": ("uses_training_skill", "keterampilan dipakai", "memakai keterampilan",
+                   "memakai keterampilan pelatihan",
                    "keterampilan terpakai"),
     "job_alerts": ("wants_job_alerts", "info lowongan", "mau info lowongan",
                    "minta info lowongan", "kirim lowongan"),
-    "rating": ("skill_rating", "nilai keterampilan", "nilai"),
-    "help": ("needs_help", "kendala", "kendala/bantuan", "kendala / bantuan", "bantuan"),
+    "rating": ("skill_rating", "nilai keterampilan", "nilai keterampilan (1-5)", "nilai"),
+    "help": ("needs_help", "kendala", "kendala/bantuan", "kendala / bantuan", "bantuan",
+             "bantuan yang diminta"),
     "job_code": ("job_code", "kode lowongan", "kode"),
 }
 _STATUS_WORDS = {
@@ -586,7 +588,9 @@ def judge_persona(run: Run, rows: dict, columns: set[str], interests: dict) -> l
         truth["employer" if p.status == "employed" else "business"] = p.employer
     if p.status == "employed":
         truth["uses_skill"] = p.uses_skill
-        if p.job_title and "job_title" in columns:
+        # Kabar never asks for a job title; it keeps one the graduate mentioned.
+        if p.job_title and "job_title" in columns and any(
+                _norm_name(p.job_title) in _norm_name(sent) for sent in run.sent):
             truth["job_title"] = p.job_title
     if p.status == "seeking":
         truth["job_alerts"] = p.job_alerts
