@@ -161,10 +161,18 @@ def checkin() -> None:
 @click.option("--cohort", "cohorts", multiple=True, help="Cohort name (repeatable).")
 @click.option("--all", "all_cohorts", is_flag=True, help="Every active cohort.")
 @click.option("--now", is_flag=True, help="Send even during quiet hours.")
+@click.option("--force", is_flag=True,
+              help="Start the round even where the previous one is still open (its unfinished "
+                   "check-ins close as unanswered).")
 @pass_ctx
-def checkin_send(ctx: Context, cohorts: tuple[str, ...], all_cohorts: bool, now: bool) -> None:
-    """Start a check-in round now for the named cohorts or all of them."""
-    from bot.checkins import CheckinError, send_rounds_now
+def checkin_send(ctx: Context, cohorts: tuple[str, ...], all_cohorts: bool, now: bool,
+                 force: bool) -> None:
+    """Start a check-in round now for the named cohorts or all of them.
+
+    Where a cohort's previous round is still open, nothing is sent: the command names how many
+    graduates have not finished it and how many are mid-answer, and --force starts it anyway.
+    """
+    from bot.checkins import CheckinError, RoundStillOpen, send_rounds_now
 
     if bool(cohorts) == all_cohorts:
         raise click.UsageError("give --cohort NAME (one or more) or --all")
@@ -172,7 +180,14 @@ def checkin_send(ctx: Context, cohorts: tuple[str, ...], all_cohorts: bool, now:
     try:
         with ctx.db.session() as session:
             results = send_rounds_now(session, ctx.settings, cohort_names=list(cohorts) or None,
-                                      ignore_quiet_hours=now)
+                                      ignore_quiet_hours=now, force=force)
+    except RoundStillOpen as exc:
+        for still_open in exc.rounds:
+            click.echo(f"warning: {still_open.describe()}", err=True)
+        raise click.ClickException(
+            f"nothing sent: a new round would close those open check-ins as unanswered and "
+            f"ask from the first question again ({exc.mid_answer} graduates are mid-answer). "
+            "Add --force to start it anyway.") from None
     except CheckinError as exc:
         raise click.ClickException(str(exc)) from None
     for line in results:
