@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from bot.catalog import text
 from bot.config import Settings
 from bot.conversations import checkin, join, keywords, staff
+from bot.conversations.optedout import answer_opted_out
 from bot.conversations.turn import CHECKIN_FLOW, Turn
 from bot.models import Conversation, Graduate, Message, utcnow
 from bot.outbox import enqueue
@@ -113,6 +114,8 @@ def handle_recorded(session: Session, settings: Settings, message: Message) -> N
         graduate.last_inbound_at = message.created_at
     turn = Turn(session, settings, graduate, inbound.text, now,
                 session.get(Conversation, graduate.id), inbound=message)
+    if answer_opted_out(turn):  # replies are suppressed: one hint how to come back instead
+        return
     if not turn.text:
         log.info("graduate %s sent %s without text (message %s)", graduate.id,
                  message.media_type or "an empty message", message.id)
