@@ -102,21 +102,38 @@ def db_summaries(ctx: Context, check: bool) -> None:
 @main.command("import-roster")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--actor", default="cli", help="Name written to the audit log.")
+@click.option("--dry-run", is_flag=True,
+              help="Only show what the import would create, rename, move and change.")
 @pass_ctx
-def import_roster_cmd(ctx: Context, file: Path, actor: str) -> None:
-    """Import graduates from a CSV or XLSX roster (Indonesian or English headers)."""
-    from bot.roster import RosterError, import_roster
+def import_roster_cmd(ctx: Context, file: Path, actor: str, dry_run: bool) -> None:
+    """Import graduates from a CSV or XLSX roster (Indonesian or English headers).
+
+    Prints what changes: new institutions and cohorts, new graduates, renames and moves to
+    another cohort (each audited old -> new). Graduates missing from the file stay as they are.
+    """
+    from bot.roster import RosterError
+    from bot.roster_plan import apply_plan, plan_roster
 
     _ensure_schema(ctx)
     try:
-        with ctx.db.session() as session:
-            report = import_roster(session, file, actor=actor,
-                                   progress=lambda n: click.echo(f"  … {n} rows", err=True))
+        if dry_run:
+            with ctx.db.read_session() as session:
+                plan = plan_roster(session, file)
+        else:
+            with ctx.db.session() as session:
+                plan = plan_roster(session, file)
+                report = apply_plan(session, plan, actor=actor,
+                                    progress=lambda n: click.echo(f"  … {n} rows", err=True))
     except RosterError as exc:
         raise click.ClickException(str(exc)) from None
-    for problem in report.rejected:
+    for problem in plan.rejected:
         click.echo(f"{file.name}: {problem}", err=True)
-    click.echo(report.summary())
+    for line in plan.summary_lines():
+        click.echo(line)
+    if dry_run:
+        click.echo(f"{file.name} (dry run, nothing changed): {plan.counts()}")
+    else:
+        click.echo(report.summary())
 
 
 @main.group()
