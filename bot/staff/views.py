@@ -50,6 +50,7 @@ from bot.staff import (  # noqa: E402, F401
     jobs,
     replylog,
     roster,
+    rosterimport,
     schedules,
     timeline,
     users,
