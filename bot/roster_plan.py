@@ -222,8 +222,11 @@ def apply_plan(session: Session, plan: RosterPlan, *, actor: str,
     cohorts: dict[tuple[str, str], Cohort] = {
         (c.institution.name.casefold(), c.name.casefold()): c
         for c in session.scalars(select(Cohort).join(Institution))}
-    graduates = {g.id: g for g in session.scalars(select(Graduate).where(
-        Graduate.id.in_([c.graduate_id for c in plan.changed])))} if plan.changed else {}
+    changed_ids = [c.graduate_id for c in plan.changed]
+    graduates: dict[int, Graduate] = {}
+    for start in range(0, len(changed_ids), 500):
+        graduates.update((g.id, g) for g in session.scalars(select(Graduate).where(
+            Graduate.id.in_(changed_ids[start:start + 500]))))
     for done, (key, wanted, graduate_id) in enumerate(plan._steps, start=1):
         cohort = cohorts.get(key)
         if cohort is None:

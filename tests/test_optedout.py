@@ -12,7 +12,8 @@ from twilio.request_validator import RequestValidator
 from bot.catalog import text
 from bot.consent import blocked_by_provider
 from bot.dispatcher import Dispatcher
-from bot.models import MSG_PENDING, OUTBOUND, Graduate, Message
+from bot.inbox import handle_waiting
+from bot.models import INBOUND, MSG_PENDING, OUTBOUND, Graduate, Message
 from tests.conftest import TEST_AUTH_TOKEN
 from tests.factories import make_cohort, make_graduates
 
@@ -101,3 +102,16 @@ def test_a_number_blocked_by_twilio_that_writes_is_told_too(client, settings, db
 def test_the_menu_names_mulai(language):
     assert "*MULAI*" in text(language, "menu")
     assert "*MULAI*" in text(language, "optout_reminder")
+
+
+def test_a_message_handled_after_its_window_closed_gets_no_hint(queued_app, settings, db):
+    with db.session() as session:
+        graduate = make_graduates(session, make_cohort(session), 1)[0]
+        graduate.opted_out = True
+    client = queued_app.test_client()
+    say(client, settings, LEAVER, "halo")
+    with db.session() as session:  # no dispatcher ran for a day
+        for message in session.scalars(select(Message).where(Message.direction == INBOUND)):
+            message.created_at -= timedelta(hours=25)
+    assert handle_waiting(db, settings) == 1
+    assert replies(db) == []  # WhatsApp would refuse a plain reply now

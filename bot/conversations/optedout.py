@@ -22,6 +22,7 @@ from bot.understand import parse_keyword
 log = logging.getLogger(__name__)
 
 HINT_EVERY = timedelta(hours=24)
+SESSION_WINDOW = timedelta(hours=24)  # WhatsApp's window for replies after the graduate wrote
 HINT_KIND = "optout_reminder"  # in bot.outbox.ALWAYS_SENT: sent although opted out
 # Messages that already told the graduate how to come back.
 _TOLD = (HINT_KIND, "optout_confirm")
@@ -35,6 +36,11 @@ def answer_opted_out(turn: Turn) -> bool:
     keyword = parse_keyword(turn.text) if turn.text else None
     if keyword is not None and keyword.name in ("start", "stop"):
         return False
+    wrote_at = graduate.last_inbound_at
+    if wrote_at is None or turn.now - wrote_at >= SESSION_WINDOW:
+        # Handled a day late (no dispatcher ran): WhatsApp would refuse a plain reply now.
+        log.info("graduate %s is opted out; their message is too old to answer", graduate.id)
+        return True
     told = turn.session.scalar(
         select(Message.id).where(Message.graduate_id == graduate.id,
                                  Message.direction == OUTBOUND, Message.kind.in_(_TOLD),
