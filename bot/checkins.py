@@ -179,12 +179,71 @@ def _round_exists(session: Session, cohort_id: int, scheduled_for: datetime) -> 
         CheckInRound.scheduled_for == scheduled_for)) is not None
 
 
+@dataclass(frozen=True)
+class OpenRound:
+    """A cohort's check-in that is still open: who has not finished it, who is mid-answer."""
+
+    label: str
+    since: datetime  # when the oldest still-open round of the cohort started
+    zone: ZoneInfo
+    unfinished: int  # graduates with an open check-in
+    mid_answer: int  # of them, those who already answered something
+
+    def describe(self) -> str:
+        """'Menjahit 1: the round of 2026-03-10 10:15 WIB is still open: 20 graduates …'."""
+        noun = "graduate has" if self.unfinished == 1 else "graduates have"
+        return (f"{self.label}: the round of {_local_label(self.since, self.zone)} is still "
+                f"open: {self.unfinished} {noun} not finished it, {self.mid_answer} of them "
+                "mid-answer")
+
+
+class RoundStillOpen(CheckinError):
+    """Starting a round where one is open; nothing was sent (``force`` starts it anyway)."""
+
+    def __init__(self, rounds: list[OpenRound]) -> None:
+        self.rounds = rounds
+        super().__init__("; ".join(r.describe() for r in rounds))
+
+    @property
+    def mid_answer(self) -> int:
+        return sum(r.mid_answer for r in self.rounds)
+
+
+def open_rounds(session: Session, cohorts: Sequence[Cohort],
+                labels: dict[int, str] | None = None) -> list[OpenRound]:
+    """The cohorts among ``cohorts`` whose graduates still have open check-ins, in that order.
+
+    Only graduates who would get the next prompt count (active, not opted out); a new round
+    closes their open check-ins as unanswered, answers so far included.
+    """
+    if not cohorts:
+        return []
+    labels = labels or cohort_labels(session, cohorts)
+    rows = session.execute(
+        select(CheckInRound.cohort_id, func.count(), func.count(ProgressReport.responded_at),
+               func.min(CheckInRound.scheduled_for))
+        .select_from(ProgressReport)
+        .join(CheckInRound, ProgressReport.round_id == CheckInRound.id)
+        .join(Graduate, ProgressReport.graduate_id == Graduate.id)
+        .where(ProgressReport.status == REPORT_OPEN,
+               CheckInRound.cohort_id.in_([c.id for c in cohorts]),
+               Graduate.active.is_(True), Graduate.opted_out.is_(False))
+        .group_by(CheckInRound.cohort_id)).all()
+    found = {cohort_id: (unfinished, mid, since) for cohort_id, unfinished, mid, since in rows}
+    return [OpenRound(label=labels[c.id], since=found[c.id][2], zone=_zone(c),
+                      unfinished=found[c.id][0], mid_answer=found[c.id][1])
+            for c in cohorts if c.id in found]
+
+
 def send_rounds_now(session: Session, settings: Settings, cohort_names: list[str] | None,
-                    ignore_quiet_hours: bool = False, now: datetime | None = None) -> list[str]:
+                    ignore_quiet_hours: bool = False, now: datetime | None = None,
+                    force: bool = False) -> list[str]:
     """Start a manual round for the named cohorts (None: every active cohort); one line each.
 
     The round is stamped with the current minute, so repeating the command within the same
-    minute sends nothing twice.
+    minute sends nothing twice. Where a cohort's previous round is still open (graduates have
+    not finished answering), nothing is sent to any cohort and ``RoundStillOpen`` says who,
+    unless ``force``.
     """
     now = now or utcnow()
     cohorts = resolve_cohorts(session, cohort_names, CheckinError)
@@ -193,6 +252,11 @@ def send_rounds_now(session: Session, settings: Settings, cohort_names: list[str
                            "(kabar import-roster FILE)")
     labels = cohort_labels(session, cohorts)
     stamp = now.replace(second=0, microsecond=0)
+    if not force:
+        fresh = [c for c in cohorts if not _round_exists(session, c.id, stamp)]
+        still_open = open_rounds(session, fresh, labels)
+        if still_open:
+            raise RoundStillOpen(still_open)
     lines = []
     for cohort in cohorts:
         started = open_round(session, settings, cohort, stamp, trigger="manual",

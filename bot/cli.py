@@ -102,21 +102,38 @@ def db_summaries(ctx: Context, check: bool) -> None:
 @main.command("import-roster")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--actor", default="cli", help="Name written to the audit log.")
+@click.option("--dry-run", is_flag=True,
+              help="Only show what the import would create, rename, move and change.")
 @pass_ctx
-def import_roster_cmd(ctx: Context, file: Path, actor: str) -> None:
-    """Import graduates from a CSV or XLSX roster (Indonesian or English headers)."""
-    from bot.roster import RosterError, import_roster
+def import_roster_cmd(ctx: Context, file: Path, actor: str, dry_run: bool) -> None:
+    """Import graduates from a CSV or XLSX roster (Indonesian or English headers).
+
+    Prints what changes: new institutions and cohorts, new graduates, renames and moves to
+    another cohort (each audited old -> new). Graduates missing from the file stay as they are.
+    """
+    from bot.roster import RosterError
+    from bot.roster_plan import apply_plan, plan_roster
 
     _ensure_schema(ctx)
     try:
-        with ctx.db.session() as session:
-            report = import_roster(session, file, actor=actor,
-                                   progress=lambda n: click.echo(f"  … {n} rows", err=True))
+        if dry_run:
+            with ctx.db.read_session() as session:
+                plan = plan_roster(session, file)
+        else:
+            with ctx.db.session() as session:
+                plan = plan_roster(session, file)
+                report = apply_plan(session, plan, actor=actor,
+                                    progress=lambda n: click.echo(f"  … {n} rows", err=True))
     except RosterError as exc:
         raise click.ClickException(str(exc)) from None
-    for problem in report.rejected:
+    for problem in plan.rejected:
         click.echo(f"{file.name}: {problem}", err=True)
-    click.echo(report.summary())
+    for line in plan.summary_lines():
+        click.echo(line)
+    if dry_run:
+        click.echo(f"{file.name} (dry run, nothing changed): {plan.counts()}")
+    else:
+        click.echo(report.summary())
 
 
 @main.group()
@@ -161,10 +178,18 @@ def checkin() -> None:
 @click.option("--cohort", "cohorts", multiple=True, help="Cohort name (repeatable).")
 @click.option("--all", "all_cohorts", is_flag=True, help="Every active cohort.")
 @click.option("--now", is_flag=True, help="Send even during quiet hours.")
+@click.option("--force", is_flag=True,
+              help="Start the round even where the previous one is still open (its unfinished "
+                   "check-ins close as unanswered).")
 @pass_ctx
-def checkin_send(ctx: Context, cohorts: tuple[str, ...], all_cohorts: bool, now: bool) -> None:
-    """Start a check-in round now for the named cohorts or all of them."""
-    from bot.checkins import CheckinError, send_rounds_now
+def checkin_send(ctx: Context, cohorts: tuple[str, ...], all_cohorts: bool, now: bool,
+                 force: bool) -> None:
+    """Start a check-in round now for the named cohorts or all of them.
+
+    Where a cohort's previous round is still open, nothing is sent: the command names how many
+    graduates have not finished it and how many are mid-answer, and --force starts it anyway.
+    """
+    from bot.checkins import CheckinError, RoundStillOpen, send_rounds_now
 
     if bool(cohorts) == all_cohorts:
         raise click.UsageError("give --cohort NAME (one or more) or --all")
@@ -172,7 +197,14 @@ def checkin_send(ctx: Context, cohorts: tuple[str, ...], all_cohorts: bool, now:
     try:
         with ctx.db.session() as session:
             results = send_rounds_now(session, ctx.settings, cohort_names=list(cohorts) or None,
-                                      ignore_quiet_hours=now)
+                                      ignore_quiet_hours=now, force=force)
+    except RoundStillOpen as exc:
+        for still_open in exc.rounds:
+            click.echo(f"warning: {still_open.describe()}", err=True)
+        raise click.ClickException(
+            f"nothing sent: a new round would close those open check-ins as unanswered and "
+            f"ask from the first question again ({exc.mid_answer} graduates are mid-answer). "
+            "Add --force to start it anyway.") from None
     except CheckinError as exc:
         raise click.ClickException(str(exc)) from None
     for line in results:

@@ -25,6 +25,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -461,6 +462,25 @@ class UnplacedReply(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     resolved_at: Mapped[datetime | None]
     entry_id: Mapped[int | None] = mapped_column(ForeignKey("vocabulary_entries.id"))
+
+
+class RosterUpload(Base):
+    """A roster file uploaded in the console, kept between its preview and its confirmation.
+
+    ``plan_digest`` is the digest of the previewed changes (``bot.roster_plan``): confirming
+    applies the file only while it still plans exactly those changes. ``applied_at`` is set
+    when it was imported, so a second confirmation imports nothing.
+    """
+
+    __tablename__ = "roster_uploads"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    file_name: Mapped[str] = mapped_column(String(255))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    plan_digest: Mapped[str] = mapped_column(String(64))
+    staff_user_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    applied_at: Mapped[datetime | None]
 
 
 def audit(session, actor: str, action: str, **detail: Any) -> AuditLog:

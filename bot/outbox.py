@@ -35,8 +35,9 @@ log = logging.getLogger(__name__)
 
 # Kinds a graduate did not ask for: these need an approved template outside the 24-hour window.
 BUSINESS_INITIATED = ("checkin", "reminder", "job_opening", "announcement")
-# Kinds that go out even to an opted-out graduate (the confirmation of the opt-out itself).
-ALWAYS_SENT = ("optout_confirm",)
+# Kinds that go out even to an opted-out graduate: the confirmation of the opt-out itself, and
+# the answer to an opted-out graduate who writes: how to come back (bot.conversations.optedout).
+ALWAYS_SENT = ("optout_confirm", "optout_reminder")
 
 
 def enqueue(

@@ -1,9 +1,10 @@
 """Roster import: graduates from a CSV or XLSX file, Indonesian or English headers.
 
-``parse_roster`` only reads and checks the file (the console can preview with it);
-``import_roster`` also writes institutions, cohorts and graduates, matched by phone, so importing
-the same file twice changes nothing. Bad rows are reported by file line (the header is line 1)
-with a reason that says how to fix them; the good rows are imported anyway.
+``parse_roster`` only reads and checks the file; ``bot.roster_plan`` compares it with the
+database (the preview) and applies that; ``import_roster`` does both: it writes institutions,
+cohorts and graduates, matched by phone, so importing the same file twice changes nothing.
+Bad rows are reported by file line (the header is line 1) with a reason that says how to fix
+them; the good rows are imported anyway.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.models import Cohort, Graduate, Institution, audit
+from bot.models import Cohort, Graduate
 from bot.phones import PhoneError, normalize_phone
 
 # field -> accepted headers (compared lower-case without spaces, underscores, dots or dashes)
@@ -299,56 +300,13 @@ def _training_date(text: str) -> date | None:
 
 def import_roster(session: Session, path: Path, *, actor: str = "cli",
                   progress: Callable[[int], Any] | None = None) -> ImportReport:
-    """Create or update institutions, cohorts and graduates from ``path`` (caller commits)."""
-    path = Path(path)
-    rows, problems = parse_roster(path)
-    report = ImportReport(file=path.name, rejected=problems)
-    institutions = {i.name.casefold(): i for i in session.scalars(select(Institution))}
-    cohorts = {(c.institution_id, c.name.casefold()): c for c in session.scalars(select(Cohort))}
-    existing = _graduates_by_phone(session, [r.phone for r in rows])
-    for done, row in enumerate(rows, start=1):
-        inst = institutions.get(row.institution.casefold())
-        if inst is None:
-            inst = institutions[row.institution.casefold()] = Institution(name=row.institution)
-            session.add(inst)
-            session.flush()
-            report.institutions_created += 1
-        cohort = cohorts.get((inst.id, row.cohort.casefold()))
-        if cohort is None:
-            cohort = Cohort(institution_id=inst.id, name=row.cohort, skill=row.skill,
-                            join_code=_join_code(session, row.cohort))
-            cohorts[(inst.id, row.cohort.casefold())] = cohort
-            session.add(cohort)
-            session.flush()
-            report.cohorts_created += 1
-        elif cohort.skill is None and row.skill:
-            cohort.skill = row.skill
-        for key in ("training_start", "training_end"):  # given dates set the cohort's
-            if getattr(row, key) is not None and getattr(cohort, key) != getattr(row, key):
-                setattr(cohort, key, getattr(row, key))
-        wanted = {"name": row.name, "cohort_id": cohort.id, "skill": row.skill or cohort.skill}
-        if row.language:
-            wanted["language"] = row.language
-        grad = existing.get(row.phone)
-        if grad is None:
-            session.add(Graduate(phone=row.phone, **wanted))
-            report.created += 1
-        elif any(getattr(grad, k) != val for k, val in wanted.items()):
-            for k, val in wanted.items():
-                setattr(grad, k, val)
-            report.updated += 1
-        else:
-            report.unchanged += 1
-        if done % PROGRESS_EVERY == 0:
-            session.flush()
-            if progress is not None:
-                progress(done)
-    session.flush()
-    audit(session, actor, "import_roster", file=path.name, created=report.created,
-          updated=report.updated, unchanged=report.unchanged, rejected=len(problems),
-          institutions_created=report.institutions_created,
-          cohorts_created=report.cohorts_created)
-    return report
+    """Create or update institutions, cohorts and graduates from ``path`` (caller commits).
+
+    The same as previewing with ``bot.roster_plan.plan_roster`` and applying that plan.
+    """
+    from bot.roster_plan import apply_plan, plan_roster
+
+    return apply_plan(session, plan_roster(session, path), actor=actor, progress=progress)
 
 
 def _graduates_by_phone(session: Session, phones: Iterable[str]) -> dict[str, Graduate]:

@@ -270,7 +270,8 @@ def test_send_rounds_now_in_quiet_hours_says_when(db, quiet_settings, cohort_of_
     assert lines == ["Menjahit 1: 20 prompts waiting for 07:00 (quiet hours)"]
     with db.session() as session:
         lines = send_rounds_now(session, quiet_settings, ["Menjahit 1"],
-                                now=night + timedelta(minutes=5), ignore_quiet_hours=True)
+                                now=night + timedelta(minutes=5), ignore_quiet_hours=True,
+                                force=True)
     assert lines == ["Menjahit 1: 20 prompts queued"]
 
 

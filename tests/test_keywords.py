@@ -233,8 +233,8 @@ def test_stop_opts_out_and_start_opts_back_in(send, db, graduate_id, stop, start
     with db.session() as session:
         graduate = session.get(Graduate, graduate_id)
         assert graduate.opted_out is True and graduate.opted_out_at is not None
-    send("MENU")
-    assert outbound(db)[-1].status == "suppressed"  # recorded, never sent
+    send("MENU")  # the menu would not be sent, and the confirmation just said MULAI
+    assert outbound(db)[-1].kind == "optout_confirm"
     send(start)
     confirm = outbound(db)[-1]
     assert (confirm.body, confirm.status) == (t("optin_confirm"), "pending")

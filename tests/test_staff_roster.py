@@ -45,9 +45,19 @@ def audits(db, action: str) -> list[AuditLog]:
                               .order_by(AuditLog.id)))
 
 
-def upload(client, name: str, content: bytes):
+def preview(client, name: str, content: bytes):
     return client.post("/staff/roster/upload", content_type="multipart/form-data",
                        data={"csrf_token": token(client), "roster": (io.BytesIO(content), name)})
+
+
+def upload(client, name: str, content: bytes):
+    """Upload, then confirm the preview (or return the preview when it cannot be confirmed)."""
+    response = preview(client, name, content)
+    html = response.get_data(as_text=True)
+    action = re.search(r'action="(/staff/roster/import/[^"]+)"', html)
+    if response.status_code != 200 or action is None:
+        return response
+    return client.post(action.group(1), data={"csrf_token": csrf_from(html)})
 
 
 # --- listing ------------------------------------------------------------------------------

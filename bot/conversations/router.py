@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from bot.catalog import text
 from bot.config import Settings
 from bot.conversations import checkin, join, keywords, staff
+from bot.conversations.optedout import answer_opted_out
 from bot.conversations.turn import CHECKIN_FLOW, Turn
 from bot.models import Conversation, Graduate, Message, utcnow
 from bot.outbox import enqueue
@@ -127,6 +128,8 @@ def _graduate_message(turn: Turn, message: Message, message_text: str) -> None:
     """A graduate's message, in order: media, keywords, job interest, the open check-in
     question, the fallback. After an interruption the open question is asked again."""
     graduate = turn.graduate
+    if answer_opted_out(turn):  # replies are suppressed: one hint how to come back instead
+        return
     if not message_text:
         log.info("graduate %s sent %s without text (message %s)", graduate.id,
                  message.media_type or "an empty message", message.id)

@@ -1,15 +1,13 @@
 """The roster: graduates listed and searched, imported from a file, added, edited, deactivated.
 
 Staff and admins change the roster; viewers read their own institution's graduates only (a POST
-is a 403, a graduate or cohort outside the scope a 404). An upload goes through
-``bot.roster.import_roster`` (the same row-by-row report as ``kabar import-roster``); every
-change is written to the audit log in the same transaction.
+is a 403, a graduate or cohort outside the scope a 404). An upload is previewed, then imported
+once confirmed (``bot.staff.rosterimport``); every change is written to the audit log in the
+same transaction.
 """
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
@@ -17,13 +15,11 @@ from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from sqlalchemy import and_, or_, select
-from werkzeug.utils import secure_filename
 from wtforms import SelectField, StringField
 
 from bot import MAX_REQUEST_BYTES, get_db
 from bot.models import Cohort, Graduate, audit
 from bot.phones import PhoneError, normalize_phone
-from bot.roster import RosterError, import_roster
 from bot.staff import bp
 from bot.staff.auth import can_write, cohort_or_404, graduate_or_404, scoped_cohort_ids
 from bot.staff.i18n import t
@@ -115,31 +111,6 @@ def too_large(_error):
     """A file over the request limit: back to the roster with the limit in words."""
     flash(t("roster.upload_too_large", limit=MAX_REQUEST_BYTES // (1024 * 1024)))
     return redirect(url_for("staff.roster"))
-
-
-@bp.post("/roster/upload")
-@can_write
-def roster_upload():
-    """Import an uploaded CSV/XLSX roster and show the per-line report."""
-    form = UploadForm()
-    if not form.validate_on_submit():
-        flash(t("roster.upload_missing"))
-        return redirect(url_for("staff.roster"))
-    upload = form.roster.data
-    original = upload.filename or ""
-    suffix = Path(original).suffix.lower()
-    name = secure_filename(original) or f"roster{suffix}"
-    with tempfile.TemporaryDirectory(prefix="kabar-roster-") as folder:
-        path = Path(folder) / name
-        upload.save(path)
-        try:
-            with get_db().session() as session:
-                report = import_roster(session, path, actor=current_user.name)
-        except RosterError as exc:
-            return render_template("staff/roster_report.html", report=None,
-                                   error=str(exc), file=original), 422
-    return render_template("staff/roster_report.html", report=report, error=None,
-                           file=original or report.file)
 
 
 # --- add and edit -------------------------------------------------------------------------

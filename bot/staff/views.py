@@ -55,6 +55,7 @@ from bot.staff import (  # noqa: E402, F401
     replylog,
     reports,
     roster,
+    rosterimport,
     schedules,
     timeline,
     users,

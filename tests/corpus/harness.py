@@ -86,7 +86,8 @@ def classify(body: str) -> str:
 # --- reading the exports: ONE function ----------------------------------------------------
 
 _HEADER_NAMES = {
-    "phone": ("phone", "no. wa", "telepon", "no. hp", "no hp", "nomor hp", "nomor whatsapp", "whatsapp",
+    "phone": ("phone", "no. wa", "telepon", "no. hp", "no hp", "nomor hp", "nomor whatsapp",
+              "whatsapp",
               "nomor telepon", "hp"),
     "status": ("employment_status", "status kerja", "status pekerjaan"),
     "employer": ("employer", "tempat kerja", "tempat kerja/usaha", "tempat kerja / usaha",
