@@ -37,6 +37,19 @@ class AppSettings:
     public_url: str = "http://127.0.0.1:5000"
     timezone: str = "Asia/Jakarta"
     language: str = "id"
+    # A console session ends after this many minutes without a request.
+    session_idle_minutes: int = 120
+    # How many reverse proxies in front of Kabar set X-Forwarded-For/-Proto/-Host (0: none;
+    # the client address is then the connection's). Wrong counts let clients pick their address.
+    trusted_proxies: int = 0
+
+
+@dataclass(frozen=True)
+class JoiningSettings:
+    # Self-joins (GABUNG) wait for staff approval in the console; false accepts them at once.
+    require_approval: bool = True
+    # GABUNG messages one number may send per day; later ones are answered with nothing new.
+    max_attempts_per_day: int = 5
 
 
 @dataclass(frozen=True)
@@ -87,7 +100,11 @@ class Settings:
     twilio: TwilioSettings = field(default_factory=TwilioSettings)
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
     dispatch: DispatchSettings = field(default_factory=DispatchSettings)
+    joining: JoiningSettings = field(default_factory=JoiningSettings)
     source: str = "built-in defaults"
+    # False when neither the file nor KABAR_TRANSPORT chose transport.kind: the web app then
+    # refuses to start rather than serve the simulator to anyone (``create_app``).
+    transport_chosen: bool = True
 
     @property
     def tz(self) -> ZoneInfo:
@@ -107,7 +124,8 @@ class Settings:
             if name not in _SECTIONS:
                 raise ConfigError(f"unknown configuration section [{name}]")
             raw[name] = {**raw[name], **values}
-        return _build(raw, self.source)
+        chosen = self.transport_chosen or "kind" in sections.get("transport", {})
+        return _build(raw, self.source, chosen)
 
 
 _SECTIONS: dict[str, type] = {
@@ -117,6 +135,7 @@ _SECTIONS: dict[str, type] = {
     "twilio": TwilioSettings,
     "scheduler": SchedulerSettings,
     "dispatch": DispatchSettings,
+    "joining": JoiningSettings,
 }
 
 _ENV_OVERRIDES = {
@@ -157,10 +176,11 @@ def load_settings(path: str | os.PathLike | None = None,
     for var, (section, key) in _ENV_OVERRIDES.items():
         if environ.get(var):
             raw.setdefault(section, {})[key] = environ[var]
-    return _build(raw, source)
+    return _build(raw, source, "kind" in raw.get("transport", {}))
 
 
-def _build(raw: Mapping[str, Mapping[str, Any]], source: str) -> Settings:
+def _build(raw: Mapping[str, Mapping[str, Any]], source: str,
+           transport_chosen: bool = True) -> Settings:
     sections = {}
     for name, cls in _SECTIONS.items():
         values = dict(raw.get(name, {}))
@@ -174,7 +194,7 @@ def _build(raw: Mapping[str, Mapping[str, Any]], source: str) -> Settings:
         for key, value in values.items():
             coerced[key] = _coerce(source, f"{name}.{key}", value, getattr(default, key))
         sections[name] = replace(default, **coerced)
-    settings = Settings(**sections, source=source)
+    settings = Settings(**sections, source=source, transport_chosen=transport_chosen)
     _validate(settings)
     return settings
 
@@ -205,6 +225,13 @@ def _coerce(source: str, key: str, value: Any, default: Any) -> Any:
 
 
 _QUIET = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
+
+
+TRANSPORT_NOT_CHOSEN = (
+    "transport.kind is not set: the web app will not start without it. Set [transport] "
+    'kind = "twilio" in the configuration file (or KABAR_TRANSPORT=twilio) for WhatsApp; '
+    '"simulator" serves the simulator to signed-in staff only; `kabar demo` tries Kabar on '
+    "this machine without any setting")
 
 
 def parse_quiet_hours(text: str) -> tuple[int, int] | None:
@@ -279,5 +306,9 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"{src}: dispatch.rate_per_second must be above 0")
     if s.dispatch.max_attempts < 1:
         raise ConfigError(f"{src}: dispatch.max_attempts must be at least 1")
+    if s.app.session_idle_minutes < 1:
+        raise ConfigError(f"{src}: app.session_idle_minutes must be at least 1")
+    if s.joining.max_attempts_per_day < 1:
+        raise ConfigError(f"{src}: joining.max_attempts_per_day must be at least 1")
     if s.dispatch.claim_lease_seconds <= 0:
         raise ConfigError(f"{src}: dispatch.claim_lease_seconds must be above 0")

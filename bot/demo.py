@@ -398,7 +398,7 @@ def run_demo(host: str, port: int, data_dir: Path, fresh: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     setup = prepare_demo(Path(data_dir), fresh, host, port)
     settings, db = setup.settings, setup.db
-    app = create_app(settings, db)
+    app = create_app(settings, db, demo=True)
     server = make_server(host, port, app, threaded=True)  # fails here if the port is taken
     stop = threading.Event()
     dispatcher = threading.Thread(target=Dispatcher(settings, db).run_forever, args=(stop,),
