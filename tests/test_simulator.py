@@ -16,6 +16,14 @@ from tests.live import serve
 
 
 @pytest.fixture
+def app(settings, db):
+    """The app as ``kabar demo`` serves it: the simulator answers loopback without sign-in."""
+    app = create_app(settings, db, demo=True)
+    app.config["TESTING"] = True
+    return app
+
+
+@pytest.fixture
 def roster(db) -> dict:
     with db.session() as session:
         cohort = make_cohort(session, name="Menjahit 3", join_code="MENJAHIT3")
