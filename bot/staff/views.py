@@ -43,6 +43,7 @@ def home():
 
 # Pages, one module each (imported for their routes).
 from bot.staff import (  # noqa: E402, F401
+    account,
     announcements,
     auditlog,
     dashboard,
