@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot import catalog
+from bot import catalog, joincodes
 from bot.broadcasts import CODE_ALPHABET, job_message
 from bot.config import TEMPLATE_KINDS, Settings
 from bot.db import Database
@@ -131,7 +131,8 @@ def seed_sample_data(session: Session, settings: Settings, rng: random.Random,
         session.flush()
         for cohort_name, skill in paket:
             cohort = Cohort(institution_id=institution.id, name=cohort_name, skill=skill,
-                            join_code=cohort_name.upper().replace(" ", ""),
+                            join_code="".join(rng.choice(joincodes.ALPHABET)
+                                              for _ in range(joincodes.LENGTH)),
                             timezone=settings.app.timezone, training_start=training_start,
                             training_end=training_end)
             session.add(cohort)

@@ -14,13 +14,13 @@ import re
 import zipfile
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
-from itertools import chain, count
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.joincodes import new_join_code
 from bot.models import Cohort, Graduate, Institution, audit
 from bot.phones import PhoneError, normalize_phone
 
@@ -285,7 +285,7 @@ def import_roster(session: Session, path: Path, *, actor: str = "cli",
         cohort = cohorts.get((inst.id, row.cohort.casefold()))
         if cohort is None:
             cohort = Cohort(institution_id=inst.id, name=row.cohort, skill=row.skill,
-                            join_code=_join_code(session, row.cohort))
+                            join_code=new_join_code(session))
             cohorts[(inst.id, row.cohort.casefold())] = cohort
             session.add(cohort)
             session.flush()
@@ -325,15 +325,3 @@ def _graduates_by_phone(session: Session, phones: Iterable[str]) -> dict[str, Gr
         found.update((g.phone, g) for g in
                      session.scalars(select(Graduate).where(Graduate.phone.in_(chunk))))
     return found
-
-
-def _join_code(session: Session, cohort_name: str) -> str:
-    """'Menjahit 3' -> 'MENJAHIT3', or 'MENJAHIT3B', 'MENJAHIT3C'... when taken."""
-    compact = re.sub(r"[^A-Z0-9]", "", cohort_name.upper())
-    head, tail = re.fullmatch(r"(.*?)(\d{0,4})", compact).groups()  # keep the paket number
-    base = (head[:12 - len(tail)] + tail) or "PAKET"
-    taken = set(session.scalars(select(Cohort.join_code)
-                                .where(Cohort.join_code.startswith(base))))
-    candidates = chain([base], (base + s for s in "BCDEFGHJKLMNPQRSTUVWXYZ"),
-                       (f"{base}{n}" for n in count(2)))
-    return next(c for c in candidates if c not in taken)

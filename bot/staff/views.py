@@ -17,6 +17,7 @@ NAV = [
     ("staff.schedules", "nav.schedules", None),
     ("staff.roster", "nav.roster", None),
     ("staff.audit", "nav.audit", ("admin", "staff")),
+    ("staff.joins", "security.joins.nav", ("admin", "staff")),
     ("staff.users", "nav.users", ("admin",)),
 ]
 
@@ -49,6 +50,7 @@ from bot.staff import (  # noqa: E402, F401
     dashboard,
     graduates,
     jobs,
+    joins,
     replylog,
     roster,
     schedules,
