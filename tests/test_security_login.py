@@ -42,6 +42,14 @@ def audit_count(db, action: str) -> int:
 
 
 @pytest.fixture
+def frozen(monkeypatch):
+    """Sign-ins all happen at one moment: no wait runs out while a slow machine works."""
+    moment = utcnow()
+    monkeypatch.setattr(auth, "utcnow", lambda: moment)
+    return moment
+
+
+@pytest.fixture
 def no_sleep(monkeypatch):
     """Record the per-name delays instead of waiting them out."""
     slept: list[float] = []
@@ -50,7 +58,7 @@ def no_sleep(monkeypatch):
 
 
 def test_the_real_user_signs_in_while_an_attacker_floods_from_another_address(
-        app, db, rina, no_sleep):
+        app, db, rina, no_sleep, frozen):
     attacker = app.test_client()
     codes = [login(attacker, "rina", f"tebakan-{n}", ip=ATTACKER).status_code
              for n in range(60)]
@@ -138,7 +146,7 @@ def test_an_inactive_user_is_refused_with_the_same_answer(app, db, rina):
     assert client.get("/staff/dashboard").status_code == 302
 
 
-def test_parallel_guesses_from_one_address_cannot_outrun_the_count(app, db, rina):
+def test_parallel_guesses_from_one_address_cannot_outrun_the_count(app, db, rina, frozen):
     results: list[int] = []
     lock = threading.Lock()
     start = threading.Barrier(12)
@@ -161,7 +169,7 @@ def test_parallel_guesses_from_one_address_cannot_outrun_the_count(app, db, rina
 
 
 @pytest.mark.parametrize("hops", [0, 1])
-def test_the_client_address_behind_a_reverse_proxy(settings, db, rina, hops):
+def test_the_client_address_behind_a_reverse_proxy(settings, db, rina, hops, frozen):
     """With app.trusted_proxies = 1 the address nginx forwards counts; with 0 a client cannot
     choose its address by sending X-Forwarded-For."""
     app = create_app(settings.with_overrides(app={"trusted_proxies": hops}), db)
