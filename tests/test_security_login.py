@@ -189,3 +189,16 @@ def test_the_client_address_behind_a_reverse_proxy(settings, db, rina, hops, fro
     else:
         assert office.status_code == 429  # the proxy's address was counted, not the header
         assert "10.0.0.2" in addresses
+
+
+def test_old_counts_are_deleted_at_a_good_sign_in(app, db, rina):
+    with db.session() as session:
+        long_ago = utcnow() - timedelta(days=3)
+        session.add(Throttle(key="ip:192.0.2.77", failures=40, window_start=long_ago,
+                             blocked_until=long_ago + timedelta(minutes=15), audited=6))
+        session.add(Throttle(key="join:+6285700000001", failures=2, window_start=utcnow(),
+                             audited=0))
+    assert login(app.test_client(), "rina", PASSWORD).status_code == 302
+    with db.session() as session:
+        assert session.get(Throttle, "ip:192.0.2.77") is None
+        assert session.get(Throttle, "join:+6285700000001") is not None  # still counting

@@ -37,7 +37,7 @@ from bot import get_db, get_settings
 from bot.models import Cohort, Graduate, StaffUser, Throttle, audit, utcnow
 from bot.staff import bp
 from bot.staff.i18n import t
-from bot.throttle import Backoff, blocked_for, count_attempt, forget, locked_row
+from bot.throttle import Backoff, blocked_for, count_attempt, forget, locked_row, purge
 
 # Sign-in attempts per client address: 5 free per 15 minutes, then 1 s, 2 s, 4 s … up to
 # 15 minutes between attempts (bot.throttle.Backoff).
@@ -48,6 +48,9 @@ NAME_WINDOW = timedelta(minutes=15)
 NAME_FREE_FAILURES = 10
 NAME_DELAY_STEP = 0.25
 NAME_DELAY_CAP = 2.0
+# Throttle rows quiet for longer than this are deleted at each good sign-in (GABUNG counts
+# last a day).
+THROTTLE_KEPT = timedelta(days=2)
 # Failed sign-ins written to the audit log per address and window.
 AUDITED_PER_WINDOW = 5
 VERSION_KEY = "_kabar_sv"  # the user's session_version when this session signed in
@@ -192,6 +195,7 @@ def attempt_login(name: str, password: str, ip: str) -> StaffLogin | tuple[str, 
             good = False
         if good:
             forget(session, ip_key, name_key)
+            purge(session, now, THROTTLE_KEPT)  # counts nobody needs any more
             audit(session, user.name, "login", ip=ip)
             return StaffLogin(user)
         name_row = locked_row(session, name_key, now, NAME_WINDOW)
