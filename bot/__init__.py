@@ -10,7 +10,7 @@ import logging
 from flask import Flask, current_app
 from werkzeug.routing import IntegerConverter
 
-from bot.config import Settings, load_settings
+from bot.config import TRANSPORT_NOT_CHOSEN, ConfigError, Settings, load_settings
 from bot.db import Database
 
 log = logging.getLogger("kabar")
@@ -25,10 +25,18 @@ class IdConverter(IntegerConverter):
         super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
 
 
-def create_app(settings: Settings | None = None, db: Database | None = None) -> Flask:
-    """Build the web app: Twilio webhooks, staff console, health check, simulator if enabled."""
+def create_app(settings: Settings | None = None, db: Database | None = None, *,
+               demo: bool = False) -> Flask:
+    """Build the web app: Twilio webhooks, staff console, health check, simulator if enabled.
+
+    Refuses (ConfigError) when no transport was chosen. ``demo``: the simulator answers
+    without a sign-in, to loopback addresses only (``kabar demo``).
+    """
     settings = settings or load_settings()
+    if not settings.transport_chosen and not demo:
+        raise ConfigError(f"{settings.source}: {TRANSPORT_NOT_CHOSEN}")
     app = Flask(__name__)
+    app.config["KABAR_DEMO"] = demo
     app.config["SECRET_KEY"] = settings.app.secret_key or _ephemeral_secret()
     app.extensions["kabar.settings"] = settings
     app.extensions["kabar.db"] = db or Database(settings.database.url)
@@ -38,9 +46,10 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     # Ids in URLs are 32-bit row ids: a larger number is no object (404), not a database error.
     app.url_map.converters["int"] = IdConverter
 
-    from bot import staff, webhook
+    from bot import security, staff, webhook
     from bot.staff.auth import csrf
 
+    security.init_app(app)
     staff.init_app(app)
     # Twilio signs its requests instead of carrying a CSRF token.
     csrf.exempt(webhook.bp)

@@ -304,7 +304,10 @@ def serve(ctx: Context, host: str, port: int) -> None:
     In production run ``gunicorn "bot:create_app()"`` instead.
     """
     from bot import create_app
+    from bot.config import TRANSPORT_NOT_CHOSEN
 
+    if not ctx.settings.transport_chosen:
+        raise click.ClickException(f"{ctx.settings.source}: {TRANSPORT_NOT_CHOSEN}")
     _ensure_schema(ctx)
     create_app(ctx.settings, ctx.db).run(host=host, port=port)
 
@@ -348,6 +351,13 @@ def dispatch(ctx: Context, once: bool) -> None:
 @click.option("--fresh", is_flag=True, help="Start over with new sample data.")
 def demo(host: str, port: int, data_dir: Path, fresh: bool) -> None:
     """Try Kabar: SQLite, simulator, sample data, web + scheduler + dispatcher in one process."""
+    from bot.security import is_loopback_host
+
+    if not is_loopback_host(host):
+        raise click.ClickException(
+            f"--host {host}: the demo's simulator needs no sign-in and shows every graduate, "
+            "so the demo listens on this computer only (127.0.0.1, ::1 or localhost). To serve "
+            "other machines, write a configuration and run `kabar serve` or gunicorn.")
     from bot.demo import run_demo
 
     run_demo(host=host, port=port, data_dir=data_dir, fresh=fresh)

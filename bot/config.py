@@ -42,6 +42,19 @@ class AppSettings:
     public_url: str = "http://127.0.0.1:5000"
     timezone: str = "Asia/Jakarta"
     language: str = "id"
+    # A console session ends after this many minutes without a request.
+    session_idle_minutes: int = 120
+    # How many reverse proxies in front of Kabar set X-Forwarded-For/-Proto/-Host (0: none;
+    # the client address is then the connection's). Wrong counts let clients pick their address.
+    trusted_proxies: int = 0
+
+
+@dataclass(frozen=True)
+class JoiningSettings:
+    # Self-joins (GABUNG) wait for staff approval in the console; false accepts them at once.
+    require_approval: bool = True
+    # GABUNG messages one number may send per day; later ones are answered with nothing new.
+    max_attempts_per_day: int = 5
 
 
 @dataclass(frozen=True)
@@ -109,7 +122,11 @@ class Settings:
     dispatch: DispatchSettings = field(default_factory=DispatchSettings)
     understanding: UnderstandingSettings = field(default_factory=UnderstandingSettings)
     office: OfficeSettings = field(default_factory=OfficeSettings)
+    joining: JoiningSettings = field(default_factory=JoiningSettings)
     source: str = "built-in defaults"
+    # False when neither the file nor KABAR_TRANSPORT chose transport.kind: the web app then
+    # refuses to start rather than serve the simulator to anyone (``create_app``).
+    transport_chosen: bool = True
 
     @property
     def tz(self) -> ZoneInfo:
@@ -129,7 +146,8 @@ class Settings:
             if name not in _SECTIONS:
                 raise ConfigError(f"unknown configuration section [{name}]")
             raw[name] = {**raw[name], **values}
-        return _build(raw, self.source)
+        chosen = self.transport_chosen or "kind" in sections.get("transport", {})
+        return _build(raw, self.source, chosen)
 
 
 _SECTIONS: dict[str, type] = {
@@ -141,6 +159,7 @@ _SECTIONS: dict[str, type] = {
     "dispatch": DispatchSettings,
     "understanding": UnderstandingSettings,
     "office": OfficeSettings,
+    "joining": JoiningSettings,
 }
 
 _ENV_OVERRIDES = {
@@ -181,10 +200,11 @@ def load_settings(path: str | os.PathLike | None = None,
     for var, (section, key) in _ENV_OVERRIDES.items():
         if environ.get(var):
             raw.setdefault(section, {})[key] = environ[var]
-    return _build(raw, source)
+    return _build(raw, source, "kind" in raw.get("transport", {}))
 
 
-def _build(raw: Mapping[str, Mapping[str, Any]], source: str) -> Settings:
+def _build(raw: Mapping[str, Mapping[str, Any]], source: str,
+           transport_chosen: bool = True) -> Settings:
     sections = {}
     for name, cls in _SECTIONS.items():
         values = dict(raw.get(name, {}))
@@ -202,7 +222,7 @@ def _build(raw: Mapping[str, Mapping[str, Any]], source: str) -> Settings:
         folder = Path(source).resolve().parent
         sections["understanding"] = replace(sections["understanding"], vocabulary=tuple(
             str(folder / p) for p in sections["understanding"].vocabulary))
-    settings = Settings(**sections, source=source)
+    settings = Settings(**sections, source=source, transport_chosen=transport_chosen)
     _validate(settings)
     return settings
 
@@ -238,6 +258,13 @@ def _coerce(source: str, key: str, value: Any, default: Any) -> Any:
 
 
 _QUIET = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
+
+
+TRANSPORT_NOT_CHOSEN = (
+    "transport.kind is not set: the web app will not start without it. Set [transport] "
+    'kind = "twilio" in the configuration file (or KABAR_TRANSPORT=twilio) for WhatsApp; '
+    '"simulator" serves the simulator to signed-in staff only; `kabar demo` tries Kabar on '
+    "this machine without any setting")
 
 
 def parse_quiet_hours(text: str) -> tuple[int, int] | None:
@@ -318,6 +345,10 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"{src}: dispatch.rate_per_second must be above 0")
     if s.dispatch.max_attempts < 1:
         raise ConfigError(f"{src}: dispatch.max_attempts must be at least 1")
+    if s.app.session_idle_minutes < 1:
+        raise ConfigError(f"{src}: app.session_idle_minutes must be at least 1")
+    if s.joining.max_attempts_per_day < 1:
+        raise ConfigError(f"{src}: joining.max_attempts_per_day must be at least 1")
     if s.dispatch.claim_lease_seconds <= 0:
         raise ConfigError(f"{src}: dispatch.claim_lease_seconds must be above 0")
     if s.office.logo_path and Path(s.office.logo_path).suffix.lower() not in LOGO_TYPES:

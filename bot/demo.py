@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot import catalog
+from bot import catalog, joincodes
 from bot.broadcasts import CODE_ALPHABET, job_message
 from bot.config import TEMPLATE_KINDS, Settings
 from bot.db import Database
@@ -131,7 +131,8 @@ def seed_sample_data(session: Session, settings: Settings, rng: random.Random,
         session.flush()
         for cohort_name, skill in paket:
             cohort = Cohort(institution_id=institution.id, name=cohort_name, skill=skill,
-                            join_code=cohort_name.upper().replace(" ", ""),
+                            join_code="".join(rng.choice(joincodes.ALPHABET)
+                                              for _ in range(joincodes.LENGTH)),
                             timezone=settings.app.timezone, training_start=training_start,
                             training_end=training_end)
             session.add(cohort)
@@ -398,7 +399,7 @@ def run_demo(host: str, port: int, data_dir: Path, fresh: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     setup = prepare_demo(Path(data_dir), fresh, host, port)
     settings, db = setup.settings, setup.db
-    app = create_app(settings, db)
+    app = create_app(settings, db, demo=True)
     server = make_server(host, port, app, threaded=True)  # fails here if the port is taken
     stop = threading.Event()
     dispatcher = threading.Thread(target=Dispatcher(settings, db).run_forever, args=(stop,),

@@ -33,7 +33,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 from werkzeug.security import check_password_hash, generate_password_hash
 
 
@@ -124,6 +124,8 @@ class Graduate(Base):
     skill: Mapped[str | None] = mapped_column(String(200))
     language: Mapped[str] = mapped_column(String(8), default="id")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # "pending": joined by GABUNG and waits for staff approval (inactive until approved).
+    join_status: Mapped[str | None] = mapped_column(String(16), index=True)
     opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
     opted_out_at: Mapped[datetime | None]
     last_inbound_at: Mapped[datetime | None]
@@ -396,6 +398,9 @@ class StaffUser(Base):
     institution_id: Mapped[int | None] = mapped_column(ForeignKey("institutions.id"))
     phone: Mapped[str | None] = mapped_column(String(20), unique=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Bumped by sign-out, a password change and (de)activation: a console session carries the
+    # version it was signed in with and ends when they differ (bot.staff.sessions).
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # A WhatsApp command waiting for confirmation, e.g. {"action": "broadcast", ...} until YA.
     pending_action: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     pending_since: Mapped[datetime | None]
@@ -406,6 +411,17 @@ class StaffUser(Base):
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)
+        self.end_sessions()
+
+    def end_sessions(self) -> None:
+        """Every console session of this user ends at its next request."""
+        self.session_version = (self.session_version or 0) + 1
+
+    @validates("active")
+    def _active_changed(self, key: str, value: bool) -> bool:
+        if self.active is not None and bool(value) != bool(self.active):
+            self.end_sessions()  # deactivation ends sessions; reactivation revives none
+        return value
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)
@@ -481,6 +497,19 @@ class RosterUpload(Base):
     staff_user_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     applied_at: Mapped[datetime | None]
+
+
+class Throttle(Base):
+    """Failed attempts per key ("ip:<address>", "name:<login name>", "join:<phone>") in the
+    current window, and until when the key is refused (bot.throttle)."""
+
+    __tablename__ = "throttles"
+    key: Mapped[str] = mapped_column(String(240), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    window_start: Mapped[datetime] = mapped_column(default=utcnow)
+    blocked_until: Mapped[datetime | None]
+    # Failures already written to the audit log in this window (a flood writes a few rows).
+    audited: Mapped[int] = mapped_column(Integer, default=0)
 
 
 def audit(session, actor: str, action: str, **detail: Any) -> AuditLog:

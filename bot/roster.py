@@ -16,14 +16,13 @@ import zipfile
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from itertools import chain, count
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.models import Cohort, Graduate
+from bot.models import Graduate
 from bot.phones import PhoneError, normalize_phone
 
 # field -> accepted headers (compared lower-case without spaces, underscores, dots or dashes)
@@ -317,15 +316,3 @@ def _graduates_by_phone(session: Session, phones: Iterable[str]) -> dict[str, Gr
         found.update((g.phone, g) for g in
                      session.scalars(select(Graduate).where(Graduate.phone.in_(chunk))))
     return found
-
-
-def _join_code(session: Session, cohort_name: str) -> str:
-    """'Menjahit 3' -> 'MENJAHIT3', or 'MENJAHIT3B', 'MENJAHIT3C'... when taken."""
-    compact = re.sub(r"[^A-Z0-9]", "", cohort_name.upper())
-    head, tail = re.fullmatch(r"(.*?)(\d{0,4})", compact).groups()  # keep the paket number
-    base = (head[:12 - len(tail)] + tail) or "PAKET"
-    taken = set(session.scalars(select(Cohort.join_code)
-                                .where(Cohort.join_code.startswith(base))))
-    candidates = chain([base], (base + s for s in "BCDEFGHJKLMNPQRSTUVWXYZ"),
-                       (f"{base}{n}" for n in count(2)))
-    return next(c for c in candidates if c not in taken)

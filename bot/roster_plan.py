@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.joincodes import new_join_code
 from bot.models import Cohort, Graduate, Institution, audit
 from bot.roster import (
     PROGRESS_EVERY,
@@ -31,7 +32,6 @@ from bot.roster import (
     ImportReport,
     RosterRow,
     _graduates_by_phone,
-    _join_code,
     parse_roster,
 )
 
@@ -243,7 +243,7 @@ def apply_plan(session: Session, plan: RosterPlan, *, actor: str,
                 session.flush()
             cohort = cohorts[key] = Cohort(institution_id=inst.id, name=cohort_name,
                                            skill=plan._cohort_skills[key],
-                                           join_code=_join_code(session, cohort_name))
+                                           join_code=new_join_code(session))
             session.add(cohort)
             session.flush()
         elif cohort.skill is None and plan._cohort_skills[key]:

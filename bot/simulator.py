@@ -1,9 +1,11 @@
 """The simulator: try Kabar in a browser as if you were a graduate on WhatsApp.
 
-Registered only with the simulator transport (``create_app``), because it skips the signature
-check: a message typed here is turned into the very form Twilio would post and handed to the
-same code as the webhook (``bot.webhook.receive_form``). Outbound messages are the outbox rows;
-the simulator transport marks them delivered, and the page polls for them.
+Registered only with the simulator transport (``create_app``), and answers only in ``kabar
+demo`` (loopback) or to signed-in admin/staff users (``bot.security.guard_simulator``), because
+it skips the signature check: a message typed here is turned into the very form Twilio would
+post and handed to the same code as the webhook (``bot.webhook.receive_form``). Outbound
+messages are the outbox rows; the simulator transport marks them delivered, and the page polls
+for them.
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ from bot import get_db, get_settings
 from bot.inbox import handle_waiting
 from bot.models import Cohort, Graduate, Institution, Message, utcnow
 from bot.phones import PhoneError, normalize_phone, to_whatsapp
+from bot.security import guard_simulator
 from bot.webhook import receive_form
 
-bp = Blueprint("simulator", __name__, url_prefix="/simulator")
+bp = Blueprint("simulator", __name__, url_prefix="/simulator", static_folder="static/simulator",
+               static_url_path="/static")
+bp.before_request(guard_simulator)  # kabar demo on loopback, else signed-in staff only
 
 SANDBOX_SENDER = "whatsapp:+14155238886"  # Twilio's WhatsApp sandbox number
 MAX_GRADUATES_LISTED = 2000

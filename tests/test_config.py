@@ -23,7 +23,8 @@ def test_example_config_documents_exactly_the_defaults():
 
 def test_every_settings_key_appears_in_the_example():
     text = EXAMPLE.read_text()
-    for section in ("app", "database", "transport", "twilio", "scheduler", "dispatch"):
+    for section in ("app", "database", "transport", "twilio", "scheduler", "dispatch",
+                    "joining"):
         assert f"[{section}]" in text
         for key in getattr(Settings(), section).__dataclass_fields__:
             if key != "templates":

@@ -19,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
+from bot import create_app
 from bot.cli import main
 from bot.db import Database
 from bot.demo import prepare_demo, seed_sample_data
@@ -250,7 +251,9 @@ def test_a_graduate_with_sample_history_is_answered_in_the_simulator(app, db, se
                                .order_by(Message.id))
         before = session.scalar(select(func.count()).select_from(Message).where(
             Message.phone == phone, Message.direction == OUTBOUND))
-    answer = app.test_client().post("/simulator/api/send", json={"phone": phone, "body": "MENU"})
+    demo_app = create_app(settings, db, demo=True)
+    answer = demo_app.test_client().post("/simulator/api/send",
+                                         json={"phone": phone, "body": "MENU"})
     assert answer.status_code == 200
     with db.session() as session:
         after = session.scalar(select(func.count()).select_from(Message).where(

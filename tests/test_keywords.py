@@ -35,6 +35,18 @@ def t(key: str, **values) -> str:
 
 
 @pytest.fixture
+def accept_joins():
+    """Marks a test of joining with joining.require_approval = false."""
+
+
+@pytest.fixture
+def settings(settings, request):
+    if "accept_joins" in request.fixturenames:
+        return settings.with_overrides(joining={"require_approval": False})
+    return settings
+
+
+@pytest.fixture
 def send(client, settings):
     """send(body, phone=PHONE): one signed inbound message through the webhook."""
     def send(body: str, phone: str = PHONE, **extra: str) -> None:
@@ -256,7 +268,7 @@ def test_unknown_number_is_told_how_to_join(send, db, graduate_id):
         assert session.scalar(select(Graduate).where(Graduate.phone == STRANGER)) is None
 
 
-def test_gabung_asks_the_name_then_welcomes_into_the_cohort(send, db, graduate_id):
+def test_gabung_asks_the_name_then_welcomes_into_the_cohort(send, db, graduate_id, accept_joins):
     send("gabung menjahit1", phone=STRANGER, ProfileName="siti")
     assert last_body(db, STRANGER) == t("join.ask_name", cohort="Menjahit 1")
     with db.session() as session:
@@ -276,7 +288,7 @@ def test_gabung_asks_the_name_then_welcomes_into_the_cohort(send, db, graduate_i
     assert all(m.status == "pending" for m in outbound(db, STRANGER))  # none suppressed
 
 
-def test_while_joining_a_keyword_is_not_taken_for_the_name(send, db, graduate_id):
+def test_while_joining_a_keyword_is_not_taken_for_the_name(send, db, graduate_id, accept_joins):
     with db.session() as session:
         make_cohort(session, name="Bordir 2", institution="LPKS Nisfisano", skill="bordir",
                     join_code="BORDIR2")
@@ -292,7 +304,7 @@ def test_while_joining_a_keyword_is_not_taken_for_the_name(send, db, graduate_id
         assert (graduate.name, graduate.skill, graduate.active) == ("Dewi", "bordir", True)
 
 
-def test_gabung_with_an_unknown_code_creates_nobody(send, db, graduate_id):
+def test_gabung_with_an_unknown_code_creates_nobody(send, db, graduate_id, accept_joins):
     send("GABUNG SALAH9", phone=STRANGER)
     assert last_body(db, STRANGER) == t("join.bad_code", code="SALAH9")
     with db.session() as session:

@@ -1,4 +1,4 @@
-"""Staff sign-in: sessions, CSRF, lockout after repeated failures, safe redirects, roles."""
+"""Staff sign-in: sessions, CSRF, a wait after repeated failures, safe redirects, roles."""
 
 from __future__ import annotations
 
@@ -50,7 +50,13 @@ def test_a_form_without_its_csrf_token_is_refused(client, staff_users):
     assert client.get("/staff/dashboard").status_code == 302  # still not signed in
 
 
-def test_five_failures_lock_the_name_even_with_the_right_password(client, staff_users):
+def test_five_failures_make_the_address_wait_even_with_the_right_password(client, staff_users,
+                                                                          monkeypatch):
+    from bot.models import utcnow
+    from bot.staff import auth
+
+    moment = utcnow()
+    monkeypatch.setattr(auth, "utcnow", lambda: moment)  # the wait does not run out meanwhile
     for _ in range(5):
         assert login(client, "rina", "salah").status_code == 401
     response = login(client, "rina", "rahasia-123")

@@ -72,7 +72,7 @@ class Turn:
 
     def say_body(self, body: str, *, kind: str = "reply") -> Message | None:
         """Enqueue ``body`` (made of catalog texts) as a reply to this graduate."""
-        if self._batch is not None and kind == "reply":
+        if self._batch is not None and kind == "reply" and not self.joining:
             self._batch.append(body)
             return None
         if not self.joining:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
+from flask import session as cookie
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
@@ -19,7 +20,7 @@ from bot import get_db
 from bot.models import STAFF_ROLES, Institution, StaffUser, audit
 from bot.phones import PhoneError, normalize_phone
 from bot.staff import bp
-from bot.staff.auth import admin_only
+from bot.staff.auth import VERSION_KEY, admin_only
 from bot.staff.i18n import t
 from bot.staffusers import MIN_PASSWORD_LENGTH, StaffError, add_staff
 
@@ -195,9 +196,12 @@ def users_password(user_id: int):
                             phone=user.phone or "")
             return _edit_page(session, user, edit, {"password": t(
                 "users.error_password", n=MIN_PASSWORD_LENGTH)}, 422)
-        user.set_password(form.password.data)
+        user.set_password(form.password.data)  # ends every session of the user
         audit(session, current_user.name, "staff.password_reset", user_id=user.id,
               name=user.name)
+        if user.id == current_user.id:  # an admin resetting their own: this browser stays in
+            session.flush()
+            cookie[VERSION_KEY] = user.session_version
         flash(t("users.password_set", name=user.name))
     return redirect(url_for("staff.users"))
 

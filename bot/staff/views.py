@@ -20,6 +20,7 @@ NAV = [
     ("staff.outcomes", "nav.outcomes", None),
     ("staff.tracer", "nav.tracer", None),
     ("staff.audit", "nav.audit", ("admin", "staff")),
+    ("staff.joins", "security.joins.nav", ("admin", "staff")),
     ("staff.users", "nav.users", ("admin",)),
 ]
 
@@ -46,11 +47,13 @@ def home():
 
 # Pages, one module each (imported for their routes).
 from bot.staff import (  # noqa: E402, F401
+    account,
     announcements,
     auditlog,
     dashboard,
     graduates,
     jobs,
+    joins,
     learning,
     replylog,
     reports,
