@@ -240,7 +240,8 @@ def export_cmd(ctx: Context, what: str, fmt: str, output: Path, actor: str) -> N
 
     _ensure_schema(ctx)
     with ctx.db.read_session() as session:
-        count = export(session, what, fmt, output, actor=actor, tz=ctx.settings.tz)
+        count = export(session, what, fmt, output, actor=actor, tz=ctx.settings.tz,
+                       audit_db=ctx.db)
     click.echo(f"wrote {count} {what} rows to {output}")
 
 

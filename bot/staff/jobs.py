@@ -49,7 +49,6 @@ from bot.models import (
     Interest,
     JobOpening,
     Message,
-    audit,
     utcnow,
 )
 from bot.staff import bp
@@ -494,6 +493,7 @@ def _members(session: Session, cohort_ids: list[int]) -> dict[int, int]:
 @login_required
 def job_shortlist_export(job_id: int, fmt: str):
     """The shortlist as CSV or XLSX for the employer (audited)."""
+    from bot.auditing import record
     from bot.exports import _write_csv, _write_xlsx  # the writers that neutralise formulas
 
     if fmt not in EXPORT_FORMATS:
@@ -513,7 +513,8 @@ def job_shortlist_export(job_id: int, fmt: str):
             writer = _write_csv if fmt == "csv" else _write_xlsx
             writer(path, t("jobs.export.sheet"), header, iter(data))
             content = path.read_bytes()
-        audit(session, current_user.name, "export", what="shortlist", format=fmt,
-              file=filename, rows=len(data), job_id=job.id, code=job.code)
+        job_id, code = job.id, job.code
+    record(get_db(), current_user.name, "export", what="shortlist", format=fmt,
+           file=filename, rows=len(data), job_id=job_id, code=code)
     return send_file(BytesIO(content), mimetype=EXPORT_FORMATS[fmt], as_attachment=True,
                      download_name=filename, max_age=0)

@@ -275,7 +275,8 @@ def log_export(fmt: str):
         with get_db().read_session() as session:
             filters, _errors = read_filters(session)
             export(session, "messages", fmt, path, actor=current_user.name,
-                   filters=filters.for_export(session), tz=get_settings().tz)
+                   filters=filters.for_export(session), tz=get_settings().tz,
+                   audit_db=get_db())
         # Opened before the folder goes: the open file outlives its name (POSIX).
         handle = path.open("rb")
     return send_file(handle, mimetype=MIMETYPES[fmt], as_attachment=True, download_name=name,
