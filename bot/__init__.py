@@ -38,9 +38,10 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     # Ids in URLs are 32-bit row ids: a larger number is no object (404), not a database error.
     app.url_map.converters["int"] = IdConverter
 
-    from bot import staff, webhook
+    from bot import cleaning, staff, webhook
     from bot.staff.auth import csrf
 
+    cleaning.init_app(app)
     staff.init_app(app)
     # Twilio signs its requests instead of carrying a CSRF token.
     csrf.exempt(webhook.bp)
