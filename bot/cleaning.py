@@ -30,9 +30,26 @@ FIELD_LIMITS = {"Body": 4096, "ProfileName": 200, "ButtonPayload": 256, "ButtonT
                 "MediaUrl": 2048, "MediaContentType": 100, "Latitude": 32, "Longitude": 32}
 
 
+MAX_ID = 2**31 - 1  # row ids are 32-bit (as bot.MAX_ID)
+MAX_PAGE = 100_000  # a page number beyond this is the last page anyone could reach
+
+
 def is_number(text: str) -> bool:
     """Whether ``text`` is a non-empty run of ASCII digits (what ``int`` reads as an id)."""
     return text.isascii() and text.isdigit()
+
+
+def id_value(text: str | int | None) -> int | None:
+    """A row id typed into the console, or None when it cannot be one (``²``, 20 digits)."""
+    text = str(text if text is not None else "").strip()
+    if not is_number(text) or len(text) > 10 or int(text) > MAX_ID:
+        return None
+    return int(text)
+
+
+def in_date_range(day: date) -> bool:
+    """Whether a typed day can be used as a filter bound (not year 1 or 9999)."""
+    return FIRST_DAY <= day <= LAST_DAY
 
 
 def limit_for(name: str) -> int | None:

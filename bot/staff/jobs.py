@@ -37,6 +37,7 @@ from bot.broadcasts import (
     target_recipients,
     update_job,
 )
+from bot.cleaning import id_value
 from bot.delivery import COUNT_KEYS, delivery_counts
 from bot.models import (
     EMPLOYMENT_STATUSES,
@@ -113,7 +114,7 @@ def session_for_request():
 
 def selected_ids(values: list[str]) -> list[int]:
     """Ids from repeated form fields, ignoring anything that is not a number."""
-    return sorted({int(v) for v in values if v.strip().isdigit()})
+    return sorted({n for n in map(id_value, values) if n is not None})
 
 
 # --- scope ----------------------------------------------------------------------------------
