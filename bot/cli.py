@@ -106,16 +106,21 @@ def db_summaries(ctx: Context, check: bool) -> None:
 def import_roster_cmd(ctx: Context, file: Path, actor: str) -> None:
     """Import graduates from a CSV or XLSX roster (Indonesian or English headers)."""
     from bot.roster import RosterError, import_roster
+    from bot.rosterfile import ReadLimits
 
     _ensure_schema(ctx)
     try:
         with ctx.db.session() as session:
             report = import_roster(session, file, actor=actor,
-                                   progress=lambda n: click.echo(f"  … {n} rows", err=True))
+                                   progress=lambda n: click.echo(f"  … {n} rows", err=True),
+                                   limits=ReadLimits.from_settings(ctx.settings))
     except RosterError as exc:
         raise click.ClickException(str(exc)) from None
     for problem in report.rejected:
         click.echo(f"{file.name}: {problem}", err=True)
+    if report.rejected_total > len(report.rejected):
+        click.echo(f"{file.name}: … and {report.rejected_total - len(report.rejected)} more "
+                   "rejected rows not listed; fix these and import again", err=True)
     click.echo(report.summary())
 
 

@@ -80,6 +80,25 @@ class DispatchSettings:
 
 
 @dataclass(frozen=True)
+class RosterSettings:
+    """Limits on reading a roster file (``bot.rosterfile``)."""
+
+    max_rows: int = 50_000
+    max_columns: int = 60
+    max_cell_chars: int = 1_000
+    max_unzipped_mb: int = 50
+    max_problems_shown: int = 200
+
+
+@dataclass(frozen=True)
+class PrivacySettings:
+    """How long personal data is kept (``bot.privacy``); 0 keeps it without a limit."""
+
+    message_body_days: int = 730
+    unknown_number_days: int = 30
+
+
+@dataclass(frozen=True)
 class Settings:
     app: AppSettings = field(default_factory=AppSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
@@ -87,6 +106,8 @@ class Settings:
     twilio: TwilioSettings = field(default_factory=TwilioSettings)
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
     dispatch: DispatchSettings = field(default_factory=DispatchSettings)
+    roster: RosterSettings = field(default_factory=RosterSettings)
+    privacy: PrivacySettings = field(default_factory=PrivacySettings)
     source: str = "built-in defaults"
 
     @property
@@ -117,6 +138,8 @@ _SECTIONS: dict[str, type] = {
     "twilio": TwilioSettings,
     "scheduler": SchedulerSettings,
     "dispatch": DispatchSettings,
+    "roster": RosterSettings,
+    "privacy": PrivacySettings,
 }
 
 _ENV_OVERRIDES = {
@@ -281,3 +304,7 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"{src}: dispatch.max_attempts must be at least 1")
     if s.dispatch.claim_lease_seconds <= 0:
         raise ConfigError(f"{src}: dispatch.claim_lease_seconds must be above 0")
+    for key in ("max_rows", "max_columns", "max_cell_chars", "max_unzipped_mb",
+                "max_problems_shown"):
+        if getattr(s.roster, key) < 1:
+            raise ConfigError(f"{src}: roster.{key} must be at least 1")

@@ -20,10 +20,11 @@ from sqlalchemy import and_, or_, select
 from werkzeug.utils import secure_filename
 from wtforms import SelectField, StringField
 
-from bot import MAX_REQUEST_BYTES, get_db
+from bot import MAX_REQUEST_BYTES, get_db, get_settings
 from bot.models import Cohort, Graduate, audit
 from bot.phones import PhoneError, normalize_phone
 from bot.roster import RosterError, import_roster
+from bot.rosterfile import ReadLimits
 from bot.staff import bp
 from bot.staff.auth import can_write, cohort_or_404, graduate_or_404, scoped_cohort_ids
 from bot.staff.i18n import t
@@ -134,7 +135,8 @@ def roster_upload():
         upload.save(path)
         try:
             with get_db().session() as session:
-                report = import_roster(session, path, actor=current_user.name)
+                report = import_roster(session, path, actor=current_user.name,
+                                       limits=ReadLimits.from_settings(get_settings()))
         except RosterError as exc:
             return render_template("staff/roster_report.html", report=None,
                                    error=str(exc), file=original), 422
