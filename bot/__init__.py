@@ -28,6 +28,9 @@ class IdConverter(IntegerConverter):
 def create_app(settings: Settings | None = None, db: Database | None = None) -> Flask:
     """Build the web app: Twilio webhooks, staff console, health check, simulator if enabled."""
     settings = settings or load_settings()
+    from bot.privacy import install_log_masking
+
+    install_log_masking()  # no phone numbers or query strings in any log line
     app = Flask(__name__)
     app.config["SECRET_KEY"] = settings.app.secret_key or _ephemeral_secret()
     app.extensions["kabar.settings"] = settings

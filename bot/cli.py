@@ -46,6 +46,9 @@ pass_ctx = click.make_pass_decorator(Context)
 @click.pass_context
 def main(click_ctx: click.Context, config_path: str | None, verbose: bool) -> None:
     """Kabar: WhatsApp follow-up for job-training graduates."""
+    from bot.privacy import install_log_masking
+
+    install_log_masking()  # no phone numbers or query strings in any log line
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not verbose:
@@ -102,8 +105,10 @@ def db_summaries(ctx: Context, check: bool) -> None:
 @main.command("import-roster")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--actor", default="cli", help="Name written to the audit log.")
+@click.option("--allow-erased", is_flag=True,
+              help="Also import numbers of graduates erased on request (they asked to return).")
 @pass_ctx
-def import_roster_cmd(ctx: Context, file: Path, actor: str) -> None:
+def import_roster_cmd(ctx: Context, file: Path, actor: str, allow_erased: bool) -> None:
     """Import graduates from a CSV or XLSX roster (Indonesian or English headers)."""
     from bot.roster import RosterError, import_roster
     from bot.rosterfile import ReadLimits
@@ -113,7 +118,8 @@ def import_roster_cmd(ctx: Context, file: Path, actor: str) -> None:
         with ctx.db.session() as session:
             report = import_roster(session, file, actor=actor,
                                    progress=lambda n: click.echo(f"  … {n} rows", err=True),
-                                   limits=ReadLimits.from_settings(ctx.settings))
+                                   limits=ReadLimits.from_settings(ctx.settings),
+                                   allow_erased=allow_erased)
     except RosterError as exc:
         raise click.ClickException(str(exc)) from None
     for problem in report.rejected:
@@ -248,6 +254,63 @@ def export_cmd(ctx: Context, what: str, fmt: str, output: Path, actor: str) -> N
         count = export(session, what, fmt, output, actor=actor, tz=ctx.settings.tz,
                        audit_db=ctx.db)
     click.echo(f"wrote {count} {what} rows to {output}")
+
+
+# --- personal data (UU PDP 27/2022) ---------------------------------------------------------
+
+@main.group()
+def graduate() -> None:
+    """One graduate's personal data: erase it, or copy it for them."""
+
+
+@graduate.command("erase")
+@click.argument("who")
+@click.option("--actor", default="cli", help="Name written to the audit log.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_ctx
+def graduate_erase(ctx: Context, who: str, actor: str, yes: bool) -> None:
+    """Erase a graduate (WHO: id or WhatsApp number): name, number, messages, answers."""
+    from bot.privacy import PrivacyError, erase_graduate, find_graduate, mask_phone
+
+    _ensure_schema(ctx)
+    try:
+        with ctx.db.session() as session:
+            person = find_graduate(session, who)
+            label = f"graduate {person.id} ({person.name}, {mask_phone(person.phone)})"
+            if not yes and not click.confirm(f"Erase {label}? This cannot be undone"):
+                raise click.Abort()
+            counts = erase_graduate(session, person, actor)
+    except PrivacyError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"erased {label}: {counts['messages']} messages emptied, {counts['reports']} "
+               f"reports stripped of their words, {counts['interests']} shortlist entries "
+               f"removed; the number is refused by later imports unless --allow-erased")
+
+
+@graduate.command("export")
+@click.argument("who")
+@click.option("--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--actor", default="cli", help="Name written to the audit log.")
+@pass_ctx
+def graduate_export(ctx: Context, who: str, output: Path, actor: str) -> None:
+    """Write everything Kabar keeps about one graduate to a JSON file (a data-subject copy)."""
+    import json
+
+    from bot.auditing import record
+    from bot.privacy import PrivacyError, find_graduate, graduate_data
+
+    _ensure_schema(ctx)
+    try:
+        with ctx.db.read_session() as session:
+            person = find_graduate(session, who)
+            data = graduate_data(session, person)
+    except PrivacyError as exc:
+        raise click.ClickException(str(exc)) from None
+    output.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
+    record(ctx.db, actor, "graduate.data_copy", graduate_id=data["graduate"]["id"],
+           file=output.name)
+    click.echo(f"wrote the data of graduate {data['graduate']['id']} to {output} "
+               f"({len(data['messages'])} messages, {len(data['progress_reports'])} reports)")
 
 
 # --- processes ------------------------------------------------------------------------------

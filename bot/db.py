@@ -22,7 +22,12 @@ SQLITE_BUSY_TIMEOUT_MS = 15_000
 
 
 def make_engine(url: str, **kwargs) -> Engine:
-    """Create an engine for ``url`` with Kabar's connection settings."""
+    """Create an engine for ``url`` with Kabar's connection settings.
+
+    SQL parameters are never shown in errors or logs (``hide_parameters``): they hold phone
+    numbers and message text.
+    """
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         engine = create_engine(url, **kwargs)

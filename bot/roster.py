@@ -229,10 +229,19 @@ def _check_row(line: int, v: dict[str, str], problems: list[ImportProblem]) -> R
 # --- importing ----------------------------------------------------------------------------
 
 def import_roster(session: Session, path: Path, *, actor: str = "cli",
-                  progress: Callable[[int], Any] | None = None, limits=None) -> ImportReport:
-    """Create or update institutions, cohorts and graduates from ``path`` (caller commits)."""
+                  progress: Callable[[int], Any] | None = None, limits=None,
+                  allow_erased: bool = False) -> ImportReport:
+    """Create or update institutions, cohorts and graduates from ``path`` (caller commits).
+
+    A number whose graduate was erased on request is refused (a problem on its line) unless
+    ``allow_erased``.
+    """
+    from bot.privacy import refuse_erased
+
     path = Path(path)
     rows, problems = parse_roster(path, limits)
+    if not allow_erased:
+        rows = refuse_erased(session, rows, problems)
     report = ImportReport(file=path.name, rejected=problems)
     institutions = {i.name.casefold(): i for i in session.scalars(select(Institution))}
     cohorts = {(c.institution_id, c.name.casefold()): c for c in session.scalars(select(Cohort))}

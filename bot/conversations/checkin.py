@@ -238,8 +238,9 @@ def handle_reply(turn: Turn) -> bool:
         if conversation.misses < MAX_MISSES:
             turn.say(question.hint, name=turn.graduate.name)
             return True
-        log.info("check-in %s: %r not understood twice, moving on from %s",
-                 report.id, turn.text, conversation.state)
+        # The reply itself is not logged (personal data): it is in the report's raw answers.
+        log.info("check-in %s: a reply of %d characters not understood twice, moving on "
+                 "from %s", report.id, len(turn.text or ""), conversation.state)
         next_state = question.skip_to
     conversation.misses = 0
     conversation.state = next_state

@@ -37,7 +37,7 @@ def start_join(session: Session, settings: Settings, phone: str, code: str,
     """Creates the (inactive) graduate in the cohort with this join code and asks the name."""
     cohort = find_cohort(session, code)
     if cohort is None:
-        log.info("join from %s with unknown code %r", phone, code)
+        log.info("join from %s with an unknown code", phone)
         enqueue(session, phone=phone, kind="reply",
                 body=text(settings.app.language, "join.bad_code", code=code.strip().upper()))
         return

@@ -48,6 +48,7 @@ from bot.staff import (  # noqa: E402, F401
     dashboard,
     graduates,
     jobs,
+    personal_data,
     replylog,
     roster,
     schedules,
