@@ -127,3 +127,24 @@ def test_the_console_report_says_how_many_problems_are_not_listed(app, db, tmp_p
     assert answer.status_code == 200
     assert 'data-count="rejected">230<' in html
     assert "30 baris ditolak lainnya" in html
+
+
+def test_the_cli_lists_the_first_problems_and_counts_the_rest(settings, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from bot.cli import main
+
+    config = tmp_path / "kabar.toml"
+    config.write_text(f"[database]\nurl = {json.dumps(settings.database.url)}\n\n"
+                      "[roster]\nmax_problems_shown = 5\n", encoding="utf-8")
+    path = tmp_path / "roster.csv"
+    path.write_text("lpks,paket,nama,no_wa\n" + "LPKS,Paket,Nama,bukan nomor\n" * 12
+                    + "LPKS,Paket,Siti,0812-3456-7890\n", encoding="utf-8")
+    runner = CliRunner(env={"KABAR_CONFIG": None, "KABAR_DATABASE_URL": None})
+    done = runner.invoke(main, ["--config", str(config), "import-roster", str(path)])
+    assert done.exit_code == 0, done.output
+    assert done.output.count("is not a valid WhatsApp number") == 5
+    assert "and 7 more rejected rows not listed" in done.output
+    assert "1 created, 0 updated, 0 unchanged, 12 rejected" in done.output
