@@ -35,6 +35,9 @@ def create_app(settings: Settings | None = None, db: Database | None = None, *,
     settings = settings or load_settings()
     if not settings.transport_chosen and not demo:
         raise ConfigError(f"{settings.source}: {TRANSPORT_NOT_CHOSEN}")
+    from bot.privacy import install_log_masking
+
+    install_log_masking()  # no phone numbers or query strings in any log line
     app = Flask(__name__)
     app.config["KABAR_DEMO"] = demo
     app.config["SECRET_KEY"] = settings.app.secret_key or _ephemeral_secret()
@@ -46,10 +49,11 @@ def create_app(settings: Settings | None = None, db: Database | None = None, *,
     # Ids in URLs are 32-bit row ids: a larger number is no object (404), not a database error.
     app.url_map.converters["int"] = IdConverter
 
-    from bot import security, staff, webhook
+    from bot import cleaning, security, staff, webhook
     from bot.staff.auth import csrf
 
     security.init_app(app)
+    cleaning.init_app(app)
     staff.init_app(app)
     # Twilio signs its requests instead of carrying a CSRF token.
     csrf.exempt(webhook.bp)

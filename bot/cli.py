@@ -46,6 +46,9 @@ pass_ctx = click.make_pass_decorator(Context)
 @click.pass_context
 def main(click_ctx: click.Context, config_path: str | None, verbose: bool) -> None:
     """Kabar: WhatsApp follow-up for job-training graduates."""
+    from bot.privacy import install_log_masking
+
+    install_log_masking()  # no phone numbers or query strings in any log line
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not verbose:
@@ -104,8 +107,11 @@ def db_summaries(ctx: Context, check: bool) -> None:
 @click.option("--actor", default="cli", help="Name written to the audit log.")
 @click.option("--dry-run", is_flag=True,
               help="Only show what the import would create, rename, move and change.")
+@click.option("--allow-erased", is_flag=True,
+              help="Also import numbers of graduates erased on request (they asked to return).")
 @pass_ctx
-def import_roster_cmd(ctx: Context, file: Path, actor: str, dry_run: bool) -> None:
+def import_roster_cmd(ctx: Context, file: Path, actor: str, dry_run: bool,
+                      allow_erased: bool) -> None:
     """Import graduates from a CSV or XLSX roster (Indonesian or English headers).
 
     Prints what changes: new institutions and cohorts, new graduates, renames and moves to
@@ -113,15 +119,18 @@ def import_roster_cmd(ctx: Context, file: Path, actor: str, dry_run: bool) -> No
     """
     from bot.roster import RosterError
     from bot.roster_plan import apply_plan, plan_roster
+    from bot.rosterfile import ReadLimits
 
     _ensure_schema(ctx)
     try:
         if dry_run:
             with ctx.db.read_session() as session:
-                plan = plan_roster(session, file)
+                plan = plan_roster(session, file, limits=ReadLimits.from_settings(ctx.settings),
+                                   allow_erased=allow_erased)
         else:
             with ctx.db.session() as session:
-                plan = plan_roster(session, file)
+                plan = plan_roster(session, file, limits=ReadLimits.from_settings(ctx.settings),
+                                   allow_erased=allow_erased)
                 report = apply_plan(session, plan, actor=actor,
                                     progress=lambda n: click.echo(f"  … {n} rows", err=True))
     except RosterError as exc:
@@ -130,6 +139,9 @@ def import_roster_cmd(ctx: Context, file: Path, actor: str, dry_run: bool) -> No
         click.echo(f"{file.name}: {problem}", err=True)
     for line in plan.summary_lines():
         click.echo(line)
+    if len(plan.rejected) < plan.rejected_total:
+        click.echo(f"{file.name}: … and {plan.rejected_total - len(plan.rejected)} more "
+                   "rejected rows not listed; fix these and import again", err=True)
     if dry_run:
         click.echo(f"{file.name} (dry run, nothing changed): {plan.counts()}")
     else:
@@ -286,10 +298,68 @@ def export_cmd(ctx: Context, what: str, fmt: str | None, output: Path, actor: st
         if what == "progress" and not codes:
             count = outcomes.export(session, fmt, output, actor=actor,
                                     language=language or ctx.settings.app.language,
-                                    tz=ctx.settings.tz)
+                                    tz=ctx.settings.tz, audit_db=ctx.db)
         else:
-            count = export(session, what, fmt, output, actor=actor, tz=ctx.settings.tz)
+            count = export(session, what, fmt, output, actor=actor, tz=ctx.settings.tz,
+                           audit_db=ctx.db)
     click.echo(f"wrote {count} {what} rows to {output} ({fmt})")
+
+
+# --- personal data (UU PDP 27/2022) ---------------------------------------------------------
+
+@main.group()
+def graduate() -> None:
+    """One graduate's personal data: erase it, or copy it for them."""
+
+
+@graduate.command("erase")
+@click.argument("who")
+@click.option("--actor", default="cli", help="Name written to the audit log.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_ctx
+def graduate_erase(ctx: Context, who: str, actor: str, yes: bool) -> None:
+    """Erase a graduate (WHO: id or WhatsApp number): name, number, messages, answers."""
+    from bot.privacy import PrivacyError, erase_graduate, find_graduate, mask_phone
+
+    _ensure_schema(ctx)
+    try:
+        with ctx.db.session() as session:
+            person = find_graduate(session, who)
+            label = f"graduate {person.id} ({person.name}, {mask_phone(person.phone)})"
+            if not yes and not click.confirm(f"Erase {label}? This cannot be undone"):
+                raise click.Abort()
+            counts = erase_graduate(session, person, actor)
+    except PrivacyError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"erased {label}: {counts['messages']} messages emptied, {counts['reports']} "
+               f"reports stripped of their words, {counts['interests']} shortlist entries "
+               f"removed; the number is refused by later imports unless --allow-erased")
+
+
+@graduate.command("export")
+@click.argument("who")
+@click.option("--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--actor", default="cli", help="Name written to the audit log.")
+@pass_ctx
+def graduate_export(ctx: Context, who: str, output: Path, actor: str) -> None:
+    """Write everything Kabar keeps about one graduate to a JSON file (a data-subject copy)."""
+    import json
+
+    from bot.auditing import record
+    from bot.privacy import PrivacyError, find_graduate, graduate_data
+
+    _ensure_schema(ctx)
+    try:
+        with ctx.db.read_session() as session:
+            person = find_graduate(session, who)
+            data = graduate_data(session, person)
+    except PrivacyError as exc:
+        raise click.ClickException(str(exc)) from None
+    output.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
+    record(ctx.db, actor, "graduate.data_copy", graduate_id=data["graduate"]["id"],
+           file=output.name)
+    click.echo(f"wrote the data of graduate {data['graduate']['id']} to {output} "
+               f"({len(data['messages'])} messages, {len(data['progress_reports'])} reports)")
 
 
 # --- processes ------------------------------------------------------------------------------

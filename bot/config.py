@@ -113,6 +113,25 @@ class OfficeSettings:
 
 
 @dataclass(frozen=True)
+class RosterSettings:
+    """Limits on reading a roster file (``bot.rosterfile``)."""
+
+    max_rows: int = 50_000
+    max_columns: int = 60
+    max_cell_chars: int = 1_000
+    max_unzipped_mb: int = 50
+    max_problems_shown: int = 200
+
+
+@dataclass(frozen=True)
+class PrivacySettings:
+    """How long personal data is kept (``bot.privacy``); 0 keeps it without a limit."""
+
+    message_body_days: int = 730
+    unknown_number_days: int = 30
+
+
+@dataclass(frozen=True)
 class Settings:
     app: AppSettings = field(default_factory=AppSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
@@ -123,6 +142,8 @@ class Settings:
     understanding: UnderstandingSettings = field(default_factory=UnderstandingSettings)
     office: OfficeSettings = field(default_factory=OfficeSettings)
     joining: JoiningSettings = field(default_factory=JoiningSettings)
+    roster: RosterSettings = field(default_factory=RosterSettings)
+    privacy: PrivacySettings = field(default_factory=PrivacySettings)
     source: str = "built-in defaults"
     # False when neither the file nor KABAR_TRANSPORT chose transport.kind: the web app then
     # refuses to start rather than serve the simulator to anyone (``create_app``).
@@ -160,6 +181,8 @@ _SECTIONS: dict[str, type] = {
     "understanding": UnderstandingSettings,
     "office": OfficeSettings,
     "joining": JoiningSettings,
+    "roster": RosterSettings,
+    "privacy": PrivacySettings,
 }
 
 _ENV_OVERRIDES = {
@@ -354,3 +377,7 @@ def _validate(s: Settings) -> None:
     if s.office.logo_path and Path(s.office.logo_path).suffix.lower() not in LOGO_TYPES:
         raise ConfigError(f"{src}: office.logo_path must be a "
                           f"{', '.join(sorted(LOGO_TYPES))} image, not {s.office.logo_path!r}")
+    for key in ("max_rows", "max_columns", "max_cell_chars", "max_unzipped_mb",
+                "max_problems_shown"):
+        if getattr(s.roster, key) < 1:
+            raise ConfigError(f"{src}: roster.{key} must be at least 1")

@@ -22,7 +22,12 @@ SQLITE_BUSY_TIMEOUT_MS = 15_000
 
 
 def make_engine(url: str, **kwargs) -> Engine:
-    """Create an engine for ``url`` with Kabar's connection settings."""
+    """Create an engine for ``url`` with Kabar's connection settings.
+
+    SQL parameters are never shown in errors or logs (``hide_parameters``): they hold phone
+    numbers and message text.
+    """
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         engine = create_engine(url, **kwargs)
@@ -73,6 +78,15 @@ def _transaction(factory: sessionmaker) -> Iterator[Session]:
         session.close()
 
 
+class ReadOnlySession(RuntimeError):
+    """A read session was asked to write; use ``Database.session`` for that."""
+
+
+def _refuse_writes(session: Session, _context, _instances) -> None:
+    if session.new or session.deleted or any(session.is_modified(o) for o in session.dirty):
+        raise ReadOnlySession("a read session may not write (use Database.session)")
+
+
 def advisory_key(text: str) -> int:
     """A stable signed 32-bit key for a PostgreSQL advisory lock on ``text`` (a number, a SID)."""
     return zlib.crc32(text.encode("utf-8")) - 2**31
@@ -91,6 +105,7 @@ class Database:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.read_sessions = sessionmaker(
             self.engine.execution_options(kabar_readonly=True), expire_on_commit=False)
+        event.listen(self.read_sessions, "before_flush", _refuse_writes)
         # For exactly one statement (the webhook's insert): no transaction around it on
         # SQLite, where a single statement is atomic by itself; PostgreSQL is unchanged.
         self.single_statement = self.engine.execution_options(kabar_single_statement=True)
@@ -102,7 +117,10 @@ class Database:
     def read_session(self) -> AbstractContextManager[Session]:
         """A session for reading (exports, pages): on SQLite it holds no writer lock.
 
-        Anything it writes (an audit entry) is committed, with the lock taken on first write.
+        It never writes: SQLite refuses to upgrade a read transaction to a write at once
+        ("database is locked") when another process wrote in between, so a flush with changes
+        raises ``ReadOnlySession``. Write the audit entry of a read (an export) afterwards, in
+        its own transaction (``bot.auditing.record``).
         """
         return _transaction(self.read_sessions)
 

@@ -29,6 +29,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
+from bot.db import Database
 from bot.models import (
     CheckInRound,
     Cohort,
@@ -92,8 +93,13 @@ def rows(session: Session, what: str, filters: Mapping[str, Any] | None = None, 
 
 
 def export(session: Session, what: str, fmt: str, output: Path, *, actor: str = "cli",
-           filters: Mapping[str, Any] | None = None, tz: tzinfo | str | None = None) -> int:
-    """Write ``what`` to ``output`` as CSV or XLSX; return the number of data rows written."""
+           filters: Mapping[str, Any] | None = None, tz: tzinfo | str | None = None,
+           audit_db: Database | None = None) -> int:
+    """Write ``what`` to ``output`` as CSV or XLSX; return the number of data rows written.
+
+    The export is audited in ``session``, or, with ``audit_db``, in a short write transaction
+    of its own (``bot.auditing.record``): a read session must never upgrade to a write.
+    """
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r} (known: {', '.join(FORMATS)})")
     output = Path(output)
@@ -104,8 +110,14 @@ def export(session: Session, what: str, fmt: str, output: Path, *, actor: str = 
         partial.replace(output)
     finally:
         partial.unlink(missing_ok=True)
-    audit(session, actor, "export", what=what, format=fmt, file=output.name, rows=count,
-          filters=json.loads(json.dumps(dict(filters or {}), default=str)))
+    detail = {"what": what, "format": fmt, "file": output.name, "rows": count,
+              "filters": json.loads(json.dumps(dict(filters or {}), default=str))}
+    if audit_db is not None:
+        from bot.auditing import record
+
+        record(audit_db, actor, "export", **detail)
+    else:
+        audit(session, actor, "export", **detail)
     return count
 
 

@@ -512,6 +512,18 @@ class Throttle(Base):
     audited: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class ErasedNumber(Base):
+    """A number whose graduate was erased on request (UU PDP 27/2022), kept only as a hash.
+
+    A roster import meets it and refuses to bring the person back silently (``bot.privacy``).
+    """
+
+    __tablename__ = "erased_numbers"
+    phone_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    erased_at: Mapped[datetime] = mapped_column(default=utcnow)
+    erased_by: Mapped[str] = mapped_column(String(200))
+
+
 def audit(session, actor: str, action: str, **detail: Any) -> AuditLog:
     """Add an audit entry to ``session`` (committed with the change it records)."""
     entry = AuditLog(actor=actor, action=action, detail=detail)

@@ -155,8 +155,11 @@ def format_for(output: Path, fmt: str | None) -> str:
 
 def export(session: Session, fmt: str, output: Path, *, actor: str = "cli",
            filters: Mapping[str, Any] | None = None, language: str = "id",
-           tz: tzinfo | str | None = None) -> int:
-    """Write the outcome rows to ``output`` as CSV or XLSX; return the number of rows."""
+           tz: tzinfo | str | None = None, audit_db=None) -> int:
+    """Write the outcome rows to ``output`` as CSV or XLSX; return the number of rows.
+
+    With ``audit_db`` (a ``bot.db.Database``) the audit entry is written after the read in a
+    transaction of its own (``bot.auditing.record``), so a read session never writes."""
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r} (known: {', '.join(FORMATS)})")
     output = Path(output)
@@ -171,9 +174,15 @@ def export(session: Session, fmt: str, output: Path, *, actor: str = "cli",
         partial.replace(output)
     finally:
         partial.unlink(missing_ok=True)
-    audit(session, actor, "export", what="outcomes", format=fmt, file=output.name, rows=count,
-          language=language,
-          filters=json.loads(json.dumps(dict(filters or {}), default=str)))
+    detail = {"what": "outcomes", "format": fmt, "file": output.name, "rows": count,
+              "language": language,
+              "filters": json.loads(json.dumps(dict(filters or {}), default=str))}
+    if audit_db is not None:
+        from bot.auditing import record
+
+        record(audit_db, actor, "export", **detail)
+    else:
+        audit(session, actor, "export", **detail)
     return count
 
 

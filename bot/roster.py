@@ -9,10 +9,7 @@ them; the good rows are imported anyway.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
-import zipfile
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -85,9 +82,14 @@ class ImportReport:
     institutions_created: int = 0
     cohorts_created: int = 0
 
+    @property
+    def rejected_total(self) -> int:
+        """Rejected rows in all (``rejected`` may list only the first of them)."""
+        return getattr(self.rejected, "total", len(self.rejected))
+
     def summary(self) -> str:
         return (f"{self.file}: {self.created} created, {self.updated} updated, "
-                f"{self.unchanged} unchanged, {len(self.rejected)} rejected")
+                f"{self.unchanged} unchanged, {self.rejected_total} rejected")
 
 
 def _key(header: Any) -> str:
@@ -111,59 +113,11 @@ def _text(value: Any) -> str:
 
 # --- reading ------------------------------------------------------------------------------
 
-def _read_rows(path: Path) -> Records:
-    suffix = path.suffix.lower()
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(4)
-    except OSError as exc:
-        raise RosterError(f"{path.name}: cannot read the file ({exc.strerror or exc})") from None
-    if suffix == ".xls":
-        raise RosterError(f"{path.name}: old Excel .xls files are not supported; "
-                          "save it as .xlsx or CSV and import that")
-    if suffix in (".xlsx", ".xlsm") or (suffix not in (".csv", ".txt") and head == b"PK\x03\x04"):
-        return _read_xlsx(path)
-    if suffix in (".csv", ".txt"):
-        return _read_csv(path)
-    raise RosterError(f"{path.name}: unknown file format {suffix or '(no extension)'!r}; "
-                      "use a .csv or .xlsx file")
+def _read_rows(path: Path, limits=None) -> Records:
+    """The file's rows, within the ``[roster]`` limits (``bot.rosterfile``)."""
+    from bot.rosterfile import read_records
 
-
-def _read_csv(path: Path) -> Records:
-    data = path.read_bytes()
-    for encoding in ("utf-8-sig", "cp1252", "latin-1"):
-        try:
-            text = data.decode(encoding)
-            break
-        except UnicodeDecodeError:
-            continue
-    first = next((ln for ln in text.splitlines() if ln.strip()), "")
-    delimiter = max((";", ",", "\t"), key=first.count) if first else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    start = 1
-    for record in reader:
-        yield start, record
-        start = reader.line_num + 1
-
-
-def _read_xlsx(path: Path) -> Records:
-    from openpyxl import load_workbook
-
-    try:
-        workbook = load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-        raise RosterError(f"{path.name}: not a readable XLSX file ({exc})") from None
-
-    def rows() -> Records:
-        try:
-            sheet = workbook.worksheets[0]
-            sheet.reset_dimensions()  # some writers store wrong sheet sizes
-            for number, row in enumerate(sheet.iter_rows(values_only=True), start=1):
-                yield number, list(row)
-        finally:
-            workbook.close()
-
-    return rows()
+    return read_records(path, limits)
 
 
 def _map_header(path: Path, header: list[Any]) -> dict[str, int]:
@@ -183,14 +137,22 @@ def _map_header(path: Path, header: list[Any]) -> dict[str, int]:
 
 # --- parsing ------------------------------------------------------------------------------
 
-def parse_roster(path: Path) -> tuple[list[RosterRow], list[ImportProblem]]:
-    """Read and check a roster file without touching the database."""
+def parse_roster(path: Path, limits=None) -> tuple[list[RosterRow], list[ImportProblem]]:
+    """Read and check a roster file without touching the database.
+
+    The problems are the first ``limits.max_problems_shown`` (a ``ProblemList`` whose
+    ``total`` counts them all), so a file of bad rows cannot make a huge report.
+    """
+    from bot.rosterfile import ReadLimits, cap_problems
+
     path = Path(path)
-    records = _read_rows(path)
+    limits = limits or ReadLimits()
+    records = _read_rows(path, limits)
     try:
-        return _parse(path, records)
+        rows, problems = _parse(path, records)
     finally:
         records.close()
+    return rows, cap_problems(problems, limits.max_problems_shown)
 
 
 def _parse(path: Path, records: Records) -> tuple[list[RosterRow], list[ImportProblem]]:
@@ -298,14 +260,18 @@ def _training_date(text: str) -> date | None:
 # --- importing ----------------------------------------------------------------------------
 
 def import_roster(session: Session, path: Path, *, actor: str = "cli",
-                  progress: Callable[[int], Any] | None = None) -> ImportReport:
+                  progress: Callable[[int], Any] | None = None, limits=None,
+                  allow_erased: bool = False) -> ImportReport:
     """Create or update institutions, cohorts and graduates from ``path`` (caller commits).
 
-    The same as previewing with ``bot.roster_plan.plan_roster`` and applying that plan.
+    The same as previewing with ``bot.roster_plan.plan_roster`` and applying that plan. A
+    number whose graduate was erased on request is refused (a problem on its line) unless
+    ``allow_erased``.
     """
     from bot.roster_plan import apply_plan, plan_roster
 
-    return apply_plan(session, plan_roster(session, path), actor=actor, progress=progress)
+    plan = plan_roster(session, path, limits=limits, allow_erased=allow_erased)
+    return apply_plan(session, plan, actor=actor, progress=progress)
 
 
 def _graduates_by_phone(session: Session, phones: Iterable[str]) -> dict[str, Graduate]:

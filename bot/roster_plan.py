@@ -86,6 +86,11 @@ class RosterPlan:
                                                                   repr=False)
 
     @property
+    def rejected_total(self) -> int:
+        """Rejected rows in all (``rejected`` may list only the first of them)."""
+        return getattr(self.rejected, "total", len(self.rejected))
+
+    @property
     def renamed(self) -> list[GraduateChange]:
         return [c for c in self.changed if "name" in c.changes]
 
@@ -136,10 +141,17 @@ def _cohort_key(row: RosterRow) -> tuple[str, str]:
     return (row.institution.casefold(), row.cohort.casefold())
 
 
-def plan_roster(session: Session, path: Path) -> RosterPlan:
-    """Read ``path`` and work out what importing it would change; writes nothing."""
+def plan_roster(session: Session, path: Path, *, limits=None,
+                allow_erased: bool = False) -> RosterPlan:
+    """Read ``path`` (within ``limits``, ``bot.rosterfile.ReadLimits``) and work out what
+    importing it would change; writes nothing. Numbers of graduates erased on request are
+    refused (a problem on their line) unless ``allow_erased``."""
+    from bot.privacy import refuse_erased
+
     path = Path(path)
-    rows, problems = parse_roster(path)
+    rows, problems = parse_roster(path, limits)
+    if not allow_erased:
+        rows = refuse_erased(session, rows, problems)
     plan = RosterPlan(file=path.name, rows=rows, rejected=problems)
     institutions = {i.name.casefold(): i for i in session.scalars(select(Institution))}
     cohorts: dict[tuple[str, str], Cohort] = {
@@ -273,7 +285,7 @@ def apply_plan(session: Session, plan: RosterPlan, *, actor: str,
               changes={"cohort": [change.old_cohort, change.cohort]})
     session.flush()
     audit(session, actor, "import_roster", file=plan.file, created=report.created,
-          updated=report.updated, unchanged=report.unchanged, rejected=len(plan.rejected),
+          updated=report.updated, unchanged=report.unchanged, rejected=plan.rejected_total,
           institutions_created=report.institutions_created,
           cohorts_created=report.cohorts_created, renamed=len(plan.renamed),
           moved=len(plan.moved))

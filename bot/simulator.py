@@ -16,6 +16,7 @@ from flask import Blueprint, Response, abort, jsonify, render_template, request
 from sqlalchemy import func, or_, select
 
 from bot import get_db, get_settings
+from bot.cleaning import id_value
 from bot.inbox import handle_waiting
 from bot.models import Cohort, Graduate, Institution, Message, utcnow
 from bot.phones import PhoneError, normalize_phone, to_whatsapp
@@ -151,10 +152,8 @@ def _who(session, data=None) -> tuple[Graduate | None, str]:
     data = request.args if data is None else data
     graduate_id = data.get("graduate_id")
     if graduate_id:
-        try:
-            graduate = session.get(Graduate, int(graduate_id))
-        except ValueError:
-            graduate = None
+        number = id_value(graduate_id)
+        graduate = session.get(Graduate, number) if number is not None else None
         if graduate is None:
             abort(404, description=f"no graduate {graduate_id}")
         return graduate, graduate.phone

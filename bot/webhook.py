@@ -9,6 +9,8 @@ each of them has a SID, a delivery status and retries.
 What each outcome returns:
 
 - forged or missing signature: 403, nothing stored, a warning in the log;
+- NUL characters are removed and over-long fields cut (``bot.cleaning``) before anything is
+  stored, with a note on the row (``meta.cleaned``): PostgreSQL refuses both;
 - malformed form (no ``From``, no ``MessageSid``, ``From`` not a phone number): 400 and a log
   line, never 500;
 - otherwise the message is recorded (``bot.inbox.record_inbound``: one insert that ignores a
@@ -37,6 +39,7 @@ from twilio.request_validator import (
 from twilio.twiml.messaging_response import MessagingResponse
 
 from bot import get_db, get_settings
+from bot.cleaning import clean_form
 from bot.conversations.router import Inbound
 from bot.delivery import apply_status, normalize_status
 from bot.inbox import record_inbound
@@ -74,7 +77,7 @@ def status() -> Response:
     settings = get_settings()
     if not _trusted(settings, "status callback"):
         return Response("invalid signature\n", status=403, mimetype="text/plain")
-    form = request.form
+    form, _notes = clean_form(request.form)
     sid = (form.get("MessageSid") or form.get("SmsSid") or "").strip()
     reported = (form.get("MessageStatus") or form.get("SmsStatus") or "").strip()
     error_code = (form.get("ErrorCode") or "").strip() or None
@@ -132,14 +135,21 @@ def receive_form(form: Mapping[str, str]) -> Response:
 
     Only the recording happens here, in one statement: the inbox worker handles the message.
     """
+    form, notes = clean_form(form)
     try:
         message = parse_form(form)
     except BadInbound as exc:
         log.warning("inbound webhook: bad request: %s", exc)
         return Response(f"bad request: {exc}\n", status=400, mimetype="text/plain")
+    row = message.to_row()
+    if notes:
+        # What was changed to store the message (NUL removed, a field cut) stays on the row.
+        row["meta"] = {**(row["meta"] or {}), "cleaned": notes}
+        log.info("inbound webhook: %s stored with changes: %s", message.message_sid,
+                 ", ".join(f"{k} {v}" for k, v in sorted(notes.items())))
     try:
         with get_db().single_statement.begin() as connection:
-            if not record_inbound(connection, message.to_row()):
+            if not record_inbound(connection, row):
                 log.info("inbound webhook: %s already recorded", message.message_sid)
     except Exception:
         # The database is unreachable or full: 500, so Twilio logs it and its fallback URL (if
@@ -189,12 +199,11 @@ def _location(form: Mapping[str, str], sid: str) -> str | None:
         return None
     try:
         if abs(float(lat)) <= 90 and abs(float(lon)) <= 180:
-            log.info("inbound webhook: %s shares a location (%s)", sid,
-                     form.get("Label") or form.get("Address") or "no name")
+            log.info("inbound webhook: %s shares a location", sid)
             return f"geo:{lat},{lon}"
     except ValueError:
         pass
-    log.warning("inbound webhook: %s has a location that is not one: %r, %r", sid, lat, lon)
+    log.warning("inbound webhook: %s has a location that is not one", sid)
     return None
 
 

@@ -103,6 +103,19 @@ def run_expiry() -> int:
     return count
 
 
+def run_retention() -> dict[str, int]:
+    """Apply the ``[privacy]`` retention settings (old message bodies, unknown numbers)."""
+    from bot.privacy import apply_retention
+
+    ctx = context()
+    with ctx.db.session() as session:
+        done = apply_retention(session, ctx.settings, ctx.clock())
+    if any(done.values()):
+        log.info("privacy retention: %d message bodies emptied, %d messages from unknown "
+                 "numbers deleted", done["bodies_emptied"], done["unknown_deleted"])
+    return done
+
+
 def run_reconcile() -> None:
     """Bring the cohort jobs in line with the cohorts table."""
     from scheduler.service import reconcile_jobs

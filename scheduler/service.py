@@ -45,6 +45,7 @@ CHECKIN_PREFIX = "checkin:"
 RECONCILE_JOB = "kabar:reconcile"
 REMINDERS_JOB = "kabar:reminders"
 EXPIRY_JOB = "kabar:expiry"
+RETENTION_JOB = "kabar:retention"  # bot.privacy.apply_retention, once a day
 HOUSEKEEPING_EVERY = timedelta(minutes=10)
 # A missed round still runs this late (once, coalesced): at least 6 hours, and up to the
 # check-in expiry, after which the round would be closed before anyone could answer.
@@ -129,6 +130,7 @@ def _ensure_fixed_jobs(scheduler: BaseScheduler, settings: Settings,
     fixed: list[tuple[str, Callable, timedelta, str]] = [
         (REMINDERS_JOB, jobs.run_reminders, HOUSEKEEPING_EVERY, "check-in reminders"),
         (EXPIRY_JOB, jobs.run_expiry, HOUSEKEEPING_EVERY, "check-in expiry"),
+        (RETENTION_JOB, jobs.run_retention, timedelta(days=1), "privacy retention"),
     ]
     if every > 0:
         fixed.append((RECONCILE_JOB, jobs.run_reconcile, timedelta(seconds=every),

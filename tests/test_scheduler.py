@@ -31,6 +31,7 @@ from scheduler.service import (
     JOBSTORE_TABLE,
     RECONCILE_JOB,
     REMINDERS_JOB,
+    RETENTION_JOB,
     build_scheduler,
     checkin_job_id,
     reconcile_jobs,
@@ -145,7 +146,7 @@ def test_reconcile_adds_a_job_per_active_cohort_and_the_fixed_jobs(db, settings,
                                                        "removed": 0}
     found = {job.id: job for job in scheduler.get_jobs()}
     assert set(found) == {checkin_job_id(default_id), checkin_job_id(own_id), RECONCILE_JOB,
-                          REMINDERS_JOB, EXPIRY_JOB}
+                          REMINDERS_JOB, EXPIRY_JOB, RETENTION_JOB}
     monthly = found[checkin_job_id(default_id)]
     assert monthly.args == (default_id,) and monthly.name == "check-in Menjahit 1"
     assert monthly.next_run_time.astimezone(WIB).strftime("%d %H:%M") == "01 09:00"
@@ -334,6 +335,19 @@ def test_reminder_and_expiry_jobs_run(db, settings, schedulers, cohort_id):
     make_due(scheduler, EXPIRY_JOB)
     (event,) = events.wait(EXPIRY_JOB)
     assert event.retval == 5
+
+
+def test_the_daily_retention_job_deletes_old_messages_of_unknown_numbers(db, settings,
+                                                                        schedulers):
+    with db.session() as session:
+        session.add(Message(direction="in", phone="+6289999999999", kind="inbound",
+                            body="salah sambung", status="handled"))
+    scheduler, events = schedulers(clock=lambda: datetime.now(UTC) + timedelta(days=31))
+    reconcile_jobs(scheduler, settings, db)
+    scheduler.resume()
+    make_due(scheduler, RETENTION_JOB)
+    (event,) = events.wait(RETENTION_JOB)
+    assert event.retval == {"bodies_emptied": 0, "unknown_deleted": 1}
 
 
 def test_a_job_for_a_deleted_cohort_does_nothing(db, settings):

@@ -40,7 +40,8 @@ def console_pages(app, ids) -> list[str]:
         if "GET" not in rule.methods or not rule.rule.startswith("/staff"):
             continue
         if "static" in rule.endpoint or any(part in rule.rule for part in (
-                "export", "progress", "poll", "download", "logout", "lang")):
+                "export", "progress", "poll", "download", "logout", "lang", "data.json",
+                "office-logo", "/import/")):
             continue
         path = rule.rule
         for arg in rule.arguments:

@@ -451,7 +451,9 @@ def handle_reply(turn: Turn) -> bool:
         if conversation.misses < MAX_MISSES:
             turn.say(question.hint, name=turn.graduate.name)
             return True
-        log.info("check-in %s: not understood twice, moving on from %s", report.id, state)
+        # The reply itself is not logged (personal data): it is in the report's raw answers.
+        log.info("check-in %s: a reply of %d characters not understood twice, moving on "
+                 "from %s", report.id, len(turn.text or ""), state)
         next_state = question.skip_to
     _go_to(turn, report, conversation, _next_state(report, next_state), ctx)
     return True

@@ -63,7 +63,7 @@ def start_join(session: Session, settings: Settings, phone: str, code: str,
     approval = settings.joining.require_approval
     cohort = find_cohort(session, code)
     if cohort is None:
-        log.info("join from %s with unknown code %r", phone, code)
+        log.info("join from %s with an unknown code", phone)
         if not approval:
             enqueue(session, phone=phone, kind="reply", body=text(
                 settings.app.language, "join.bad_code", code=code.strip().upper()))

@@ -21,6 +21,7 @@ from bot.broadcasts import (
     target_recipients,
 )
 from bot.checkins import cohort_labels
+from bot.cleaning import MAX_PAGE
 from bot.models import Broadcast
 from bot.staff import bp
 from bot.staff.auth import can_write, visible_cohorts
@@ -71,7 +72,7 @@ def announcements():
                 if not preview["count"]:
                     error = t("announcements.error.nobody")
             status = 409 if warning else 400 if error else 200
-        number = max(1, request.args.get("page", 1, type=int) or 1)
+        number = min(max(1, request.args.get("page", 1, type=int) or 1), MAX_PAGE)
         past, more = _past(session, number)
         return page("staff/announcements.html", cohorts=cohorts, chosen=chosen, text=text,
                     limit=ANNOUNCEMENT_LIMIT, preview=preview, error=error, warning=warning,

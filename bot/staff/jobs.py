@@ -37,6 +37,7 @@ from bot.broadcasts import (
     target_recipients,
     update_job,
 )
+from bot.cleaning import id_value
 from bot.delivery import COUNT_KEYS, delivery_counts
 from bot.models import (
     EMPLOYMENT_STATUSES,
@@ -49,7 +50,6 @@ from bot.models import (
     Interest,
     JobOpening,
     Message,
-    audit,
     utcnow,
 )
 from bot.staff import bp
@@ -114,7 +114,7 @@ def session_for_request():
 
 def selected_ids(values: list[str]) -> list[int]:
     """Ids from repeated form fields, ignoring anything that is not a number."""
-    return sorted({int(v) for v in values if v.strip().isdigit()})
+    return sorted({n for n in map(id_value, values) if n is not None})
 
 
 # --- scope ----------------------------------------------------------------------------------
@@ -494,6 +494,7 @@ def _members(session: Session, cohort_ids: list[int]) -> dict[int, int]:
 @login_required
 def job_shortlist_export(job_id: int, fmt: str):
     """The shortlist as CSV or XLSX for the employer (audited)."""
+    from bot.auditing import record
     from bot.exports import _write_csv, _write_xlsx  # the writers that neutralise formulas
 
     if fmt not in EXPORT_FORMATS:
@@ -513,7 +514,8 @@ def job_shortlist_export(job_id: int, fmt: str):
             writer = _write_csv if fmt == "csv" else _write_xlsx
             writer(path, t("jobs.export.sheet"), header, iter(data))
             content = path.read_bytes()
-        audit(session, current_user.name, "export", what="shortlist", format=fmt,
-              file=filename, rows=len(data), job_id=job.id, code=job.code)
+        job_id, code = job.id, job.code
+    record(get_db(), current_user.name, "export", what="shortlist", format=fmt,
+           file=filename, rows=len(data), job_id=job_id, code=code)
     return send_file(BytesIO(content), mimetype=EXPORT_FORMATS[fmt], as_attachment=True,
                      download_name=filename, max_age=0)

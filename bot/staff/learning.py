@@ -17,6 +17,7 @@ from wtforms import BooleanField, HiddenField, IntegerField
 from wtforms.validators import Optional
 
 from bot import get_db, get_settings
+from bot.cleaning import is_number
 from bot.learning import (
     MEANINGS,
     QUESTION_READING,
@@ -68,7 +69,7 @@ def reading_label(reading: str) -> str:
 
 def _page_arg(name: str) -> int:
     value = (request.args.get(name) or "1").strip()
-    if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE:
+    if not is_number(value) or len(value) > 6 or not 1 <= int(value) <= MAX_PAGE:
         abort(404)
     return int(value)
 

@@ -21,7 +21,8 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 from werkzeug.routing import BuildError
 
-from bot import MAX_ID, get_db, get_settings
+from bot import get_db, get_settings
+from bot.cleaning import id_value, in_date_range
 from bot.exports import export, filter_messages, needs_help_ids
 from bot.models import (
     INBOUND,
@@ -130,9 +131,10 @@ def int_arg(name: str) -> int | None:
     value = (request.args.get(name) or "").strip()
     if not value:
         return None
-    if not value.isdigit() or int(value) > MAX_ID:
+    number = id_value(value)
+    if number is None:
         abort(404)
-    return int(value)
+    return number
 
 
 def _date_arg(name: str, errors: list[str]) -> date | None:
@@ -140,10 +142,13 @@ def _date_arg(name: str, errors: list[str]) -> date | None:
     if not value:
         return None
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
+        day = None
+    if day is None or not in_date_range(day):
         errors.append(t("replylog.bad_date", value=value))
         return None
+    return day
 
 
 def read_filters(session) -> tuple[LogFilters, list[str]]:
@@ -275,7 +280,8 @@ def log_export(fmt: str):
         with get_db().read_session() as session:
             filters, _errors = read_filters(session)
             export(session, "messages", fmt, path, actor=current_user.name,
-                   filters=filters.for_export(session), tz=get_settings().tz)
+                   filters=filters.for_export(session), tz=get_settings().tz,
+                   audit_db=get_db())
         # Opened before the folder goes: the open file outlives its name (POSIX).
         handle = path.open("rb")
     return send_file(handle, mimetype=MIMETYPES[fmt], as_attachment=True, download_name=name,

@@ -23,6 +23,8 @@ from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
 from bot import get_db, get_settings
+from bot.auditing import record
+from bot.cleaning import in_date_range
 from bot.config import LOGO_TYPES
 from bot.exports import _filter
 from bot.models import CheckInRound, Cohort, Institution, ProgressReport, audit
@@ -51,10 +53,13 @@ def _date_arg(name: str, errors: list[str]) -> date | None:
     if not value:
         return None
     try:
-        return parse_dmy(value)
+        day = parse_dmy(value)
     except ValueError:
+        day = None
+    if day is None or not in_date_range(day):  # year 1 or 9999 overflows as a local time
         errors.append(t("outcomes.bad_date", value=value))
         return None
+    return day
 
 
 def _institutions(session) -> list[Any]:
@@ -134,7 +139,8 @@ def outcomes_export(fmt: str):
         with get_db().read_session() as session:
             f, _errors = read_filters(session)
             export(session, fmt, path, actor=current_user.name,
-                   filters=export_filters(session, f), language=language, tz=settings.tz)
+                   filters=export_filters(session, f), language=language, tz=settings.tz,
+                   audit_db=get_db())
         handle = path.open("rb")
     return send_file(handle, mimetype=MIMETYPES[fmt], as_attachment=True, download_name=name,
                      max_age=0)
@@ -197,8 +203,9 @@ def tracer_export():
             f, _errors = read_filters(session)
             report = _tracer_report(session, f)
             write_xlsx(report, path, texts(current_language()), settings.office.name)
-            audit(session, current_user.name, "export", what="tracer", format="xlsx",
-                  file=name, rows=len(report.rows), filters=f.args())
+        # After the read, in a write transaction of its own (bot.auditing).
+        record(get_db(), current_user.name, "export", what="tracer", format="xlsx",
+               file=name, rows=len(report.rows), filters=f.args())
         handle = path.open("rb")
     return send_file(handle, mimetype=MIMETYPES["xlsx"], as_attachment=True,
                      download_name=name, max_age=0)

@@ -24,10 +24,11 @@ from flask_wtf import FlaskForm
 from sqlalchemy import delete, select, update
 from werkzeug.utils import secure_filename
 
-from bot import get_db
+from bot import get_db, get_settings
 from bot.models import RosterUpload, utcnow
 from bot.roster import RosterError
 from bot.roster_plan import RosterPlan, apply_plan, plan_roster
+from bot.rosterfile import ReadLimits
 from bot.staff import bp
 from bot.staff.auth import can_write
 from bot.staff.i18n import t
@@ -48,7 +49,7 @@ def _plan_file(session, file_name: str, content: bytes) -> RosterPlan:
     with tempfile.TemporaryDirectory(prefix="kabar-roster-") as folder:
         path = Path(folder) / name
         path.write_bytes(content)
-        plan = plan_roster(session, path)
+        plan = plan_roster(session, path, limits=ReadLimits.from_settings(get_settings()))
     plan.file = file_name or plan.file
     return plan
 

@@ -25,6 +25,7 @@ from sqlalchemy import case, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from bot import get_db, get_settings
+from bot.cleaning import id_value
 from bot.models import (
     INBOUND,
     MSG_DELIVERED,
@@ -243,9 +244,10 @@ def cursor_arg(name: str) -> int | None:
     value = request.args.get(name, "")
     if not value:
         return None
-    if not value.isdigit():
+    number = id_value(value)
+    if number is None:
         abort(404)
-    return int(value)
+    return number
 
 
 # --- views ----------------------------------------------------------------------------------

@@ -55,6 +55,7 @@ from bot.staff import (  # noqa: E402, F401
     jobs,
     joins,
     learning,
+    personal_data,
     replylog,
     reports,
     roster,
