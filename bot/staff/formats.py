@@ -47,6 +47,13 @@ def datetime_text(moment: datetime | None, seconds: bool = False) -> str:
     return office_time(moment).strftime(DATETIME_FORMAT + (":%S" if seconds else ""))
 
 
+def clock_text() -> str:
+    """The server's time now in the office's time zone, ``14:05:09`` ("updated at …")."""
+    from bot.models import utcnow
+
+    return office_time(utcnow()).strftime("%H:%M:%S")
+
+
 def number_text(value: float | int | None, decimals: int = 1, language: str | None = None) -> str:
     """``3,5`` in Indonesian, ``3.5`` in English ('–' for None)."""
     if value is None:
