@@ -186,6 +186,15 @@ def send_rounds_now(session: Session, settings: Settings, cohort_names: list[str
     The round is stamped with the current minute, so repeating the command within the same
     minute sends nothing twice.
     """
+    return [line for line, _started in start_rounds_now(
+        session, settings, cohort_names, ignore_quiet_hours=ignore_quiet_hours, now=now)]
+
+
+def start_rounds_now(session: Session, settings: Settings, cohort_names: list[str] | None,
+                     ignore_quiet_hours: bool = False, now: datetime | None = None,
+                     ) -> list[tuple[str, RoundStarted | None]]:
+    """``send_rounds_now`` with what each line stands for: the round started, or None when
+    one was already started this minute (so a caller can tell whether anything was queued)."""
     now = now or utcnow()
     cohorts = resolve_cohorts(session, cohort_names, CheckinError)
     if not cohorts:
@@ -193,16 +202,16 @@ def send_rounds_now(session: Session, settings: Settings, cohort_names: list[str
                            "(kabar import-roster FILE)")
     labels = cohort_labels(session, cohorts)
     stamp = now.replace(second=0, microsecond=0)
-    lines = []
+    results: list[tuple[str, RoundStarted | None]] = []
     for cohort in cohorts:
         started = open_round(session, settings, cohort, stamp, trigger="manual",
                              ignore_quiet_hours=ignore_quiet_hours, now=now)
         if started is None:
-            lines.append(f"{labels[cohort.id]}: a round was already started this minute, "
-                         "nothing sent again")
+            results.append((f"{labels[cohort.id]}: a round was already started this minute, "
+                            "nothing sent again", None))
         else:
-            lines.append(started.describe(labels[cohort.id]))
-    return lines
+            results.append((started.describe(labels[cohort.id]), started))
+    return results
 
 
 # --- finding cohorts by name ----------------------------------------------------------------
@@ -213,7 +222,8 @@ def _norm(name: str) -> str:
 
 def resolve_cohorts(session: Session, names: Sequence[str] | None,
                     error: type[Exception] = CheckinError) -> list[Cohort]:
-    """Cohorts by name, case-insensitively ("Menjahit 1" or "LPKS A'nur/Menjahit 1").
+    """Cohorts by name, case-insensitively ("Menjahit 1" or "LPKS A'nur/Menjahit 1"), or by
+    join code ("MENJAHIT1"), as staff name them on WhatsApp (bot.conversations.staff).
 
     None means every active cohort. An unknown name raises ``error`` listing the known
     cohorts; a name used by two institutions asks for "Institution/Cohort".
@@ -234,6 +244,8 @@ def resolve_cohorts(session: Session, names: Sequence[str] | None,
             inst, _, name = (part.strip() for part in wanted.rpartition("/"))
             matches = [c for c in everything
                        if _norm(c.institution.name) == inst and _norm(c.name) == name]
+        if not matches and " " not in wanted:
+            matches = [c for c in everything if c.join_code.casefold() == wanted]
         if not matches:
             known = ", ".join(sorted({c.name for c in everything if c.active})) or "none yet"
             raise error(f"cohort {raw!r} not found (known cohorts: {known})")
