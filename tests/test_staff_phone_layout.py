@@ -8,6 +8,9 @@ words, many columns.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from tests.browser import chromium_page, needs_chromium, sign_in
@@ -85,3 +88,21 @@ def test_the_simulator_on_a_phone(app, db, wide, language, send, kabar):
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
         page.click("#back")
         assert page.locator("#roster").is_visible()
+
+
+@pytest.mark.skipif(not os.environ.get("KABAR_SCREENSHOTS"),
+                    reason="set KABAR_SCREENSHOTS=<directory> to save screenshots")
+def test_phone_screenshots(app, db, wide):
+    """``phone-log.png`` and ``phone-simulator.png`` (390×844) for the README."""
+    folder = Path(os.environ["KABAR_SCREENSHOTS"])
+    folder.mkdir(parents=True, exist_ok=True)
+    with serve(app) as base, chromium_page(base) as page:
+        page.set_viewport_size({"width": 390, "height": 844})
+        sign_in(page, "rina", PASSWORD)
+        page.goto("/staff/log")
+        page.evaluate("window.scrollTo(0, document.querySelector('.log-actions').offsetTop)")
+        page.screenshot(path=str(folder / "phone-log.png"))
+        page.goto("/simulator/")
+        page.click(".grad >> nth=0")
+        page.locator(".bubble").first.wait_for(timeout=10_000)
+        page.screenshot(path=str(folder / "phone-simulator.png"))
