@@ -101,3 +101,10 @@ def test_deadlines_in_either_form(cli, deadline, message):
     else:
         assert result.exit_code == 2 and message in result.output
         assert "--deadline" in result.output
+
+
+@pytest.mark.parametrize("name", ["LPKS A'nur/menjahit 1", "  Menjahit   1 ", "jahit1"])
+def test_every_way_whatsapp_names_a_cohort(cli, name):
+    result = cli("checkin", "send", "--cohort", name, "--now")
+    assert result.exit_code == 0, result.output
+    assert "Menjahit 1: 2 prompts queued" in result.output
