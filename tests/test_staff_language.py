@@ -173,3 +173,13 @@ def test_the_reply_log_filters_by_a_day_first_date(app, coded):
     assert "BERHENTI" in visible_text(page) and 'role="alert"' not in page
     page = client.get("/staff/log?from=31/02/2026").get_data(as_text=True)
     assert "31/02/2026" in page and "HH/BB/TTTT" in page
+
+
+def test_the_console_and_the_simulator_have_a_favicon(app, client):
+    for page in ("/staff/login", "/simulator/"):
+        html = client.get(page).get_data(as_text=True)
+        found = re.search(r'<link rel="icon" type="image/svg\+xml" href="([^"]+)">', html)
+        assert found, page
+        icon = client.get(found.group(1))
+        assert icon.status_code == 200 and icon.mimetype == "image/svg+xml"
+        assert b"<svg" in icon.get_data()
