@@ -30,14 +30,15 @@ CULPRITS = """() => Array.from(document.querySelectorAll('body *')).filter(el =>
      ? '.' + el.className.trim().split(/\\s+/).join('.') : ''))"""
 
 
-@pytest.mark.parametrize("language", ["id", "en"])
-def test_no_console_page_scrolls_sideways_on_a_phone(app, wide, language):
+@pytest.mark.parametrize(("language", "width"), [("id", 390), ("en", 390), ("id", 800)])
+def test_no_console_page_scrolls_sideways_on_a_phone(app, wide, language, width):
+    """At 390 px (a phone; also 800 px, a small tablet) no page is wider than the screen."""
     urls = page_urls(app, wide)
     assert {"/staff/dashboard", "/staff/log", "/staff/roster", f"/staff/jobs/{wide['job_id']}",
             "/simulator/"} <= set(urls)
     too_wide = {}
     with serve(app) as base, chromium_page(base) as page:
-        page.set_viewport_size({"width": 390, "height": 844})
+        page.set_viewport_size({"width": width, "height": 844})
         sign_in(page, "rina", PASSWORD)
         page.goto(f"/staff/dashboard?lang={language}")
         for url in urls:
