@@ -170,14 +170,18 @@ def _check_statuses(statuses: Sequence[str] | None) -> None:
 # --- job openings ---------------------------------------------------------------------------
 
 def create_job_broadcast(session: Session, settings: Settings, draft: JobDraft,
-                         actor: str) -> tuple[JobOpening, Broadcast]:
-    """Record the job opening and one outbox message per recipient; audit who sent it."""
+                         actor: str, code: str | None = None) -> tuple[JobOpening, Broadcast]:
+    """Record the job opening and one outbox message per recipient; audit who sent it.
+
+    ``code``: the job code to use when it is still free (the CLI shows the message with it
+    before asking to send); otherwise a fresh one is chosen."""
     fields = _validate_job(draft, today=_today(settings))
     recipients = preview_recipients(session, draft)
     if not recipients:
         raise BroadcastError("recipients: no active graduate matches these cohorts, skill and "
                              "status filters; widen the filters")
-    job = _insert_job(session, JobOpening(**fields, deadline=draft.deadline, created_by=actor))
+    job = _insert_job(session, JobOpening(**fields, deadline=draft.deadline, created_by=actor),
+                      code)
     cohort_ids = sorted({g.cohort_id for g in recipients if g.cohort_id is not None})
     target = {"cohort_ids": cohort_ids, "cohorts": draft.cohort_names, "skill": fields["skill"],
               "statuses": list(draft.statuses or [])}
@@ -301,8 +305,8 @@ def _validate_job(draft: JobDraft, today: date | None) -> dict[str, str | None]:
         raise BroadcastError(f"skill: at most {TEXT_LIMIT} characters")
     fields["skill"] = skill
     if today is not None and draft.deadline is not None and draft.deadline < today:
-        raise BroadcastError(f"deadline: {draft.deadline:%Y-%m-%d} is in the past "
-                             f"(today is {today:%Y-%m-%d})")
+        raise BroadcastError(f"deadline: {draft.deadline:%d/%m/%Y} is in the past "
+                             f"(today is {today:%d/%m/%Y})")
     _check_statuses(draft.statuses)
     return fields
 
@@ -312,10 +316,18 @@ def new_job_code() -> str:
     return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
 
 
-def _insert_job(session: Session, job: JobOpening) -> JobOpening:
-    """Insert with a fresh unique code, retrying on the rare collision (also across processes)."""
-    for _ in range(20):
-        code = new_job_code()
+def preview_job(settings: Settings, draft: JobDraft, code: str) -> str:
+    """The message ``draft`` would send with job code ``code`` (checked, not recorded)."""
+    fields = _validate_job(draft, today=_today(settings))
+    job = JobOpening(**fields, deadline=draft.deadline, code=code)
+    return job_message(settings.app.language, job)
+
+
+def _insert_job(session: Session, job: JobOpening, wanted: str | None = None) -> JobOpening:
+    """Insert with a fresh unique code (``wanted`` first, when given), retrying on the rare
+    collision (also across processes)."""
+    for attempt in range(20):
+        code = wanted if wanted and attempt == 0 else new_job_code()
         if session.scalar(select(JobOpening.id).where(JobOpening.code == code)) is not None:
             continue
         job.code = code

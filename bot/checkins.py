@@ -245,6 +245,16 @@ def send_rounds_now(session: Session, settings: Settings, cohort_names: list[str
     not finished answering), nothing is sent to any cohort and ``RoundStillOpen`` says who,
     unless ``force``.
     """
+    return [line for line, _started in start_rounds_now(
+        session, settings, cohort_names, ignore_quiet_hours=ignore_quiet_hours, now=now,
+        force=force)]
+
+
+def start_rounds_now(session: Session, settings: Settings, cohort_names: list[str] | None,
+                     ignore_quiet_hours: bool = False, now: datetime | None = None,
+                     force: bool = False) -> list[tuple[str, RoundStarted | None]]:
+    """``send_rounds_now`` with what each line stands for: the round started, or None when
+    one was already started this minute (so a caller can tell whether anything was queued)."""
     now = now or utcnow()
     cohorts = resolve_cohorts(session, cohort_names, CheckinError)
     if not cohorts:
@@ -257,16 +267,16 @@ def send_rounds_now(session: Session, settings: Settings, cohort_names: list[str
         still_open = open_rounds(session, fresh, labels)
         if still_open:
             raise RoundStillOpen(still_open)
-    lines = []
+    results: list[tuple[str, RoundStarted | None]] = []
     for cohort in cohorts:
         started = open_round(session, settings, cohort, stamp, trigger="manual",
                              ignore_quiet_hours=ignore_quiet_hours, now=now)
         if started is None:
-            lines.append(f"{labels[cohort.id]}: a round was already started this minute, "
-                         "nothing sent again")
+            results.append((f"{labels[cohort.id]}: a round was already started this minute, "
+                            "nothing sent again", None))
         else:
-            lines.append(started.describe(labels[cohort.id]))
-    return lines
+            results.append((started.describe(labels[cohort.id]), started))
+    return results
 
 
 # --- finding cohorts by name ----------------------------------------------------------------
@@ -277,7 +287,8 @@ def _norm(name: str) -> str:
 
 def resolve_cohorts(session: Session, names: Sequence[str] | None,
                     error: type[Exception] = CheckinError) -> list[Cohort]:
-    """Cohorts by name, case-insensitively ("Menjahit 1" or "LPKS A'nur/Menjahit 1").
+    """Cohorts by name, case-insensitively ("Menjahit 1" or "LPKS A'nur/Menjahit 1"), by join
+    code ("MENJAHIT1") or SEMUA, read as staff name them on WhatsApp (bot.conversations.staff).
 
     None means every active cohort. An unknown name raises ``error`` listing the known
     cohorts; a name used by two institutions asks for "Institution/Cohort".
@@ -286,30 +297,27 @@ def resolve_cohorts(session: Session, names: Sequence[str] | None,
         return list(session.scalars(
             select(Cohort).join(Institution).where(Cohort.active.is_(True))
             .order_by(Institution.name, Cohort.name)))
+    # The same reading of a name as SIARAN/REKAP from a staff phone.
+    from bot.conversations.staff import _Ambiguous, _match_in
+
     everything = list(session.scalars(
         select(Cohort).join(Institution).order_by(Institution.name, Cohort.name)))
     chosen: list[Cohort] = []
     for raw in names:
-        wanted = _norm(raw)
-        if not wanted:
+        if not _norm(raw):
             raise error("cohort: an empty name was given")
-        matches = [c for c in everything if _norm(c.name) == wanted]
-        if not matches and "/" in wanted:
-            inst, _, name = (part.strip() for part in wanted.rpartition("/"))
-            matches = [c for c in everything
-                       if _norm(c.institution.name) == inst and _norm(c.name) == name]
+        matches = _match_in(everything, raw, active_only=False)
+        if isinstance(matches, _Ambiguous):
+            raise error(f"cohort {raw!r} exists in several institutions: "
+                        f"write it as Institution/Cohort ({', '.join(matches.options)})")
         if not matches:
             known = ", ".join(sorted({c.name for c in everything if c.active})) or "none yet"
             raise error(f"cohort {raw!r} not found (known cohorts: {known})")
-        if len(matches) > 1:
-            options = ", ".join(f"{c.institution.name}/{c.name}" for c in matches)
-            raise error(f"cohort {raw!r} exists in several institutions: "
-                        f"write it as Institution/Cohort ({options})")
-        cohort = matches[0]
-        if not cohort.active:
-            raise error(f"cohort {cohort.name!r} is not active")
-        if cohort not in chosen:
-            chosen.append(cohort)
+        for cohort in matches:
+            if not cohort.active:
+                raise error(f"cohort {cohort.name!r} is not active")
+            if cohort not in chosen:
+                chosen.append(cohort)
     return chosen
 
 

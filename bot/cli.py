@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from datetime import date
 from pathlib import Path
 
 import click
@@ -181,13 +182,32 @@ def staff_add(ctx: Context, name: str, role: str, institution: str | None, phone
 
 # --- sending --------------------------------------------------------------------------------
 
+class DayFirstDate(click.ParamType):
+    """A date as people write it here: dd/mm/yyyy (31/12/2026), or ISO yyyy-mm-dd."""
+
+    name = "DATE"
+
+    def convert(self, value, param, ctx):
+        from bot.staff.formats import parse_date
+
+        if isinstance(value, date):
+            return value
+        try:
+            return parse_date(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+COHORT_HELP = "Cohort name, Institution/Cohort or join code (repeatable)."
+
+
 @main.group()
 def checkin() -> None:
     """Check-in rounds."""
 
 
 @checkin.command("send")
-@click.option("--cohort", "cohorts", multiple=True, help="Cohort name (repeatable).")
+@click.option("--cohort", "cohorts", multiple=True, help=COHORT_HELP)
 @click.option("--all", "all_cohorts", is_flag=True, help="Every active cohort.")
 @click.option("--now", is_flag=True, help="Send even during quiet hours.")
 @click.option("--force", is_flag=True,
@@ -201,15 +221,16 @@ def checkin_send(ctx: Context, cohorts: tuple[str, ...], all_cohorts: bool, now:
     Where a cohort's previous round is still open, nothing is sent: the command names how many
     graduates have not finished it and how many are mid-answer, and --force starts it anyway.
     """
-    from bot.checkins import CheckinError, RoundStillOpen, send_rounds_now
+    from bot.checkins import CheckinError, RoundStillOpen, start_rounds_now
 
     if bool(cohorts) == all_cohorts:
         raise click.UsageError("give --cohort NAME (one or more) or --all")
     _ensure_schema(ctx)
     try:
         with ctx.db.session() as session:
-            results = send_rounds_now(session, ctx.settings, cohort_names=list(cohorts) or None,
-                                      ignore_quiet_hours=now, force=force)
+            results = start_rounds_now(session, ctx.settings,
+                                       cohort_names=list(cohorts) or None,
+                                       ignore_quiet_hours=now, force=force)
     except RoundStillOpen as exc:
         for still_open in exc.rounds:
             click.echo(f"warning: {still_open.describe()}", err=True)
@@ -219,10 +240,13 @@ def checkin_send(ctx: Context, cohorts: tuple[str, ...], all_cohorts: bool, now:
             "Add --force to start it anyway.") from None
     except CheckinError as exc:
         raise click.ClickException(str(exc)) from None
-    for line in results:
+    for line, _started in results:
         click.echo(line)
-    click.echo("prompts are in the outbox; the dispatcher (kabar scheduler / kabar dispatch) "
-               "sends them")
+    if sum(started.prompts for _line, started in results if started is not None):
+        click.echo("prompts are in the outbox; the dispatcher (kabar scheduler / kabar dispatch) "
+                   "sends them")
+    else:
+        click.echo("nothing was queued")
 
 
 @main.group()
@@ -235,8 +259,9 @@ def broadcast() -> None:
 @click.option("--employer", required=True)
 @click.option("--location", required=True)
 @click.option("--skill", help="Only graduates with this skill (default: everyone targeted).")
-@click.option("--deadline", type=click.DateTime(formats=["%Y-%m-%d"]), help="YYYY-MM-DD")
-@click.option("--cohort", "cohorts", multiple=True, help="Cohort name (repeatable).")
+@click.option("--deadline", type=DayFirstDate(),
+              help="Last day to apply: DD/MM/YYYY (or YYYY-MM-DD).")
+@click.option("--cohort", "cohorts", multiple=True, help=COHORT_HELP)
 @click.option("--all", "all_cohorts", is_flag=True, help="Every active cohort.")
 @click.option("--status", "statuses", multiple=True,
               type=click.Choice(["employed", "self_employed", "seeking", "studying"]),
@@ -248,21 +273,35 @@ def broadcast_job(ctx: Context, title: str, employer: str, location: str, skill:
                   deadline, cohorts: tuple[str, ...], all_cohorts: bool,
                   statuses: tuple[str, ...], yes: bool, actor: str) -> None:
     """Create a job opening and send it to the chosen cohorts' active graduates."""
-    from bot.broadcasts import BroadcastError, JobDraft, create_job_broadcast, preview_recipients
+    from bot.broadcasts import (
+        BroadcastError,
+        JobDraft,
+        create_job_broadcast,
+        new_job_code,
+        preview_job,
+        preview_recipients,
+    )
 
     if bool(cohorts) == all_cohorts:
         raise click.UsageError("give --cohort NAME (one or more) or --all")
     draft = JobDraft(title=title, employer=employer, location=location, skill=skill,
-                     deadline=deadline.date() if deadline else None,
+                     deadline=deadline,
                      cohort_names=list(cohorts) or None, statuses=list(statuses) or None)
     _ensure_schema(ctx)
     try:
         with ctx.db.session() as session:
             recipients = preview_recipients(session, draft)
-            click.echo(f"{len(recipients)} graduates will receive this job opening")
-            if not yes and not click.confirm("Send it now?"):
-                raise click.Abort()
-            job, bc = create_job_broadcast(session, ctx.settings, draft, actor=actor)
+            code = new_job_code()
+            message = preview_job(ctx.settings, draft, code)
+        if not recipients:
+            raise BroadcastError("recipients: no active graduate matches these cohorts, skill "
+                                 "and status filters; widen the filters")
+        click.echo(f"{len(recipients)} graduates will receive this job opening:\n")
+        click.echo("\n".join("    " + line for line in message.splitlines()) + "\n")
+        if not yes and not click.confirm("Send it now?"):
+            raise click.Abort()
+        with ctx.db.session() as session:
+            job, bc = create_job_broadcast(session, ctx.settings, draft, actor=actor, code=code)
             click.echo(f"job {job.code} sent to {bc.recipient_count} graduates "
                        f"(broadcast {bc.id}); replies: MINAT {job.code}")
     except BroadcastError as exc:

@@ -94,16 +94,25 @@ def rows(session: Session, what: str, filters: Mapping[str, Any] | None = None, 
 
 def export(session: Session, what: str, fmt: str, output: Path, *, actor: str = "cli",
            filters: Mapping[str, Any] | None = None, tz: tzinfo | str | None = None,
-           audit_db: Database | None = None) -> int:
+           audit_db: Database | None = None, header: list[str] | None = None,
+           present: Callable[[list[Any]], list[Any]] | None = None) -> int:
     """Write ``what`` to ``output`` as CSV or XLSX; return the number of data rows written.
 
     The export is audited in ``session``, or, with ``audit_db``, in a short write transaction
     of its own (``bot.auditing.record``): a read session must never upgrade to a write.
+
+    The console passes its own ``header`` (column names in the reader's language) and
+    ``present`` (each row as people read it); the CLI writes the stable codes of ``HEADERS``.
     """
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r} (known: {', '.join(FORMATS)})")
     output = Path(output)
-    header, data = rows(session, what, filters, tz=tz)
+    codes, data = rows(session, what, filters, tz=tz)
+    if header is not None and len(header) != len(codes):
+        raise ExportError(f"{what}: {len(header)} column names for {len(codes)} columns")
+    header = header or codes
+    if present is not None:
+        data = (present(row) for row in data)
     partial = output.with_name(output.name + ".part")
     try:
         count = (_write_csv if fmt == "csv" else _write_xlsx)(partial, what, header, data)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 
-from flask import Blueprint, Response, abort, jsonify, render_template, request
+from flask import Blueprint, Response, abort, jsonify, render_template, request, url_for
 from sqlalchemy import func, or_, select
 
 from bot import get_db, get_settings
@@ -21,16 +21,20 @@ from bot.inbox import handle_waiting
 from bot.models import Cohort, Graduate, Institution, Message, utcnow
 from bot.phones import PhoneError, normalize_phone, to_whatsapp
 from bot.security import guard_simulator
+from bot.staff.formats import DATE_FORMAT, kind_label, status_label
+from bot.staff.i18n import t
 from bot.webhook import receive_form
 
-bp = Blueprint("simulator", __name__, url_prefix="/simulator", static_folder="static/simulator",
-               static_url_path="/static")
+bp = Blueprint("simulator", __name__, url_prefix="/simulator")
 bp.before_request(guard_simulator)  # kabar demo on loopback, else signed-in staff only
 
 SANDBOX_SENDER = "whatsapp:+14155238886"  # Twilio's WhatsApp sandbox number
 MAX_GRADUATES_LISTED = 2000
 MAX_MESSAGES_PER_POLL = 200
 # What the media menu sends: a placeholder URL and the content type WhatsApp would give.
+# Texts the page's script shows (simulator.* in bot/staff/text/<lang>/simulator.toml).
+SCRIPT_TEXTS = ("no_cohort_short", "opted_out", "inactive", "not_on_roster", "no_messages",
+                "load_failed", "webhook_answered", "checkin_started", "checkin_exists")
 MEDIA_SAMPLES = {
     "voice": ("https://media.example/simulator/voice.ogg", "audio/ogg"),
     "image": ("https://media.example/simulator/photo.jpg", "image/jpeg"),
@@ -56,9 +60,11 @@ def page() -> str:
         by_cohort.setdefault(g.cohort_id, []).append(g)
     cohorts = [{"id": cid, "name": name, "institution": inst, "join_code": code,
                 "graduates": by_cohort.get(cid, [])} for cid, name, inst, code in rows]
+    config = {"base": url_for("simulator.page"),
+              "selected": request.args.get("graduate_id", type=int),
+              "texts": {key: t(f"simulator.{key}") for key in SCRIPT_TEXTS}}
     return render_template("simulator.html", cohorts=cohorts,
-                           loose=by_cohort.get(None, []),
-                           selected=request.args.get("graduate_id", type=int),
+                           loose=by_cohort.get(None, []), config=config,
                            media_kinds=list(MEDIA_SAMPLES))
 
 
@@ -86,10 +92,11 @@ def messages() -> Response:
             "messages": [{
                 "id": m.id, "direction": m.direction, "kind": m.kind, "body": m.body,
                 "status": m.status, "error_code": m.error_code,
+                "kind_label": kind_label(m.kind), "status_label": status_label(m.status),
                 "media_url": m.media_url, "media_type": m.media_type,
                 "buttons": (m.meta or {}).get("buttons") if m.direction == "out" else None,
                 "time": m.created_at.astimezone(tz).strftime("%H:%M"),
-                "date": m.created_at.astimezone(tz).strftime("%d/%m/%Y"),
+                "date": m.created_at.astimezone(tz).strftime(DATE_FORMAT),
             } for m in rows],
         })
 

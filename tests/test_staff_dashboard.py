@@ -142,8 +142,8 @@ def test_the_numbers_match_the_prepared_data(app, db, world):
                          ("Belum diketahui", "30% (3 orang)")]:
         assert f'{label} <tspan fill="#5f6f6a">{share}</tspan>' in page
     # Skill rating per round month, the own CEK included: 3,2,4,5 then 4,3,2,5,3.
-    assert "rata-rata 3.5 dari 4 jawaban" in page
-    assert "rata-rata 3.4 dari 5 jawaban" in page
+    assert "rata-rata 3,5 dari 4 jawaban" in page  # a decimal comma in Indonesian
+    assert "rata-rata 3,4 dari 5 jawaban" in page
 
 
 def test_per_institution_and_cohort_rows(app, db, world):

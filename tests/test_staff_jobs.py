@@ -341,7 +341,7 @@ def test_the_shortlist_shows_each_candidate_and_exports_for_the_employer(
     for name in ("Lulusan Menjahit 1 1", "Lulusan Menjahit 2 1", "Lulusan Bordir 1 2"):
         assert name in shortlist
     assert "Mencari kerja" in shortlist and "3/5" in shortlist and "+6281200000101" in shortlist
-    assert "2026-05-02 10:00" in shortlist  # the interest time in Jakarta time
+    assert "02/05/2026 10:00" in shortlist  # the interest time in Jakarta time
 
     csv_response = client.get(f"/staff/jobs/{job_id}/shortlist.csv")
     assert csv_response.status_code == 200
@@ -350,7 +350,7 @@ def test_the_shortlist_shows_each_candidate_and_exports_for_the_employer(
     assert rows[0][:4] == ["Nama", "No. WhatsApp", "LPKS", "Paket"]
     assert [r[0] for r in rows[1:]] == ["Lulusan Menjahit 1 1", "Lulusan Menjahit 2 1",
                                         "Lulusan Bordir 1 2"]
-    assert rows[1][1:8] == ["+6281200000101", ANUR, "Menjahit 1", "2026-05-02 10:00",
+    assert rows[1][1:8] == ["+6281200000101", ANUR, "Menjahit 1", "02/05/2026 10:00",
                             "Mencari kerja", "", "3"]
     assert rows[2][5:8] == ["Sudah bekerja", "Konveksi Maju", "4"]
 

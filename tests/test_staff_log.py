@@ -254,9 +254,9 @@ def test_the_export_holds_the_filtered_view_and_is_audited(app, db, log_data):
     assert response.mimetype == "text/csv"
     assert "attachment" in response.headers["Content-Disposition"]
     rows = read_csv(response)
-    assert [r["body"] for r in rows] == ["Sudah KERJA di pabrik sepatu",
-                                        "blm dpt kerja, 100% mau kerja"]
-    assert {r["graduate"] for r in rows} == {"Siti Aminah", "Budi Santoso"}
+    assert [r["Isi pesan"] for r in rows] == ["Sudah KERJA di pabrik sepatu",
+                                             "blm dpt kerja, 100% mau kerja"]
+    assert {r["Peserta"] for r in rows} == {"Siti Aminah", "Budi Santoso"}
     with db.session() as s:
         entry = s.scalars(select(AuditLog).where(AuditLog.action == "export")).one()
     assert entry.actor == "rina"
@@ -268,22 +268,38 @@ def test_the_export_holds_the_filtered_view_and_is_audited(app, db, log_data):
 def test_the_export_follows_needs_help_and_dates(app, db, log_data):
     admin = signed_in_client(app, db)
     rows = read_csv(admin.get("/staff/log/export.csv?needs_help=1&from=2024-05-02&to=2024-05-02"))
-    assert sorted(r["body"] for r in rows) == sorted(["blm dpt kerja, 100% mau kerja",
-                                                      "Info lowongan", "sdh kerja di bengkel las"])
-    assert all(r["created_at"].endswith("+07:00") for r in rows)
+    assert sorted(r["Isi pesan"] for r in rows) == sorted([
+        "blm dpt kerja, 100% mau kerja", "Info lowongan", "sdh kerja di bengkel las"])
+    # dd/mm/yyyy HH:MM in the office's time zone (Asia/Jakarta), as on the page.
+    assert all(re.fullmatch(r"02/05/2024 \d\d:\d\d", r["Waktu"]) for r in rows)
+
+
+def test_the_export_reads_as_the_page_in_the_chosen_language(app, db, log_data):
+    admin = signed_in_client(app, db)
+    rows = read_csv(admin.get("/staff/log/export.csv?lang=id"))
+    kinds = {(r["Arah"], r["Jenis"], r["Status"]) for r in rows}
+    assert ("Masuk", "pesan peserta", "diterima") in kinds
+    assert ("Keluar", "balasan", "gagal") in kinds
+    page = admin.get("/staff/log").get_data(as_text=True)
+    assert "Keluar · balasan" in page and "Masuk · pesan peserta" in page
+    assert "· reply" not in page and "· inbound" not in page
+    rows = read_csv(admin.get("/staff/log/export.csv?lang=en"))
+    assert list(rows[0])[:3] == ["Twilio SID", "Direction", "WhatsApp number"]
+    assert ("Out", "reply", "failed") in {(r["Direction"], r["Kind"], r["Status"])
+                                          for r in rows}
 
 
 def test_a_viewers_export_holds_only_their_institution(app, db, log_data):
     viewer = signed_in_client(app, db, "wati", "viewer", institution="LPKS A'nur")
     rows = read_csv(viewer.get("/staff/log/export.csv"))
-    assert len(rows) == 5 and "Las 1" not in {r["cohort"] for r in rows}
+    assert len(rows) == 5 and "Las 1" not in {r["Paket"] for r in rows}
     response = viewer.get("/staff/log/export.xlsx")
     assert response.status_code == 200
     sheet = load_workbook(io.BytesIO(response.get_data())).active
     values = list(sheet.iter_rows(values_only=True))
     header, data = values[0], values[1:]
     assert len(data) == 5
-    cohort = header.index("cohort")
+    cohort = header.index("Paket")
     assert {row[cohort] for row in data} == {"Menjahit 3"}
     with db.session() as s:
         entry = s.scalars(select(AuditLog).where(AuditLog.action == "export",

@@ -32,7 +32,8 @@ def roster_data(db):
 def names_on(response) -> list[str]:
     assert response.status_code == 200, response.status_code
     html = response.get_data(as_text=True)
-    return re.findall(r'<tr class="[^"]*" data-id="\d+">\s*<td><a href="[^"]+">([^<]+)</a>', html)
+    return re.findall(r'<tr class="[^"]*" data-id="\d+">\s*<td[^>]*><a href="[^"]+">([^<]+)</a>',
+                      html)
 
 
 def token(client) -> str:

@@ -65,7 +65,7 @@ def test_the_next_three_runs_are_listed_in_the_cohorts_zone(app, db, cohorts):
     cells = row(client.get("/staff/schedules").get_data(as_text=True), cohorts["default"])
     runs = re.findall(r"<li>([^<]+)</li>", cells)
     assert len(runs) == 3
-    assert all(re.fullmatch(r"\w{3}, 01 \w{3} \d{4} 09:00 WITA", r) for r in runs), runs
+    assert all(re.fullmatch(r"\w{3}, 01/\d\d/\d{4} 09:00 WITA", r) for r in runs), runs
     weekly = row(client.get("/staff/schedules").get_data(as_text=True), cohorts["weekly"])
     assert all(r.startswith("Sen, ") and r.endswith("08:30 WIB")
                for r in re.findall(r"<li>([^<]+)</li>", weekly))

@@ -97,7 +97,7 @@ def test_the_cohort_chat_reads_like_a_whatsapp_group(app, db, chat):
     first, inbound = bubble_html(page, chat["ids"][0]), bubble_html(page, chat["ids"][1])
     assert "Kabar → Siti Aminah · tanya kabar" in first
     assert "Halo Kak <strong>Siti</strong>! Apa kabar?" in first  # Kabar's own *bold*
-    assert '<time title="3 Jun 2024 08:00">08:00</time>' in first  # Asia/Jakarta
+    assert '<time title="03/06/2024 08:00">08:00</time>' in first  # Asia/Jakarta
     assert 'class="ticks read"' in first and "✓✓" in first
     assert f'href="/staff/graduates/{chat["siti"]}">Siti Aminah</a>' in inbound
     assert 'class="ticks' not in inbound
@@ -110,7 +110,7 @@ def test_the_cohort_chat_reads_like_a_whatsapp_group(app, db, chat):
     assert 'href="https://api.twilio.com/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME1"' in media
     assert ">image/jpeg</a>" in media
     days = re.findall(r'<div class="day" role="separator">([^<]+)</div>', page)
-    assert days == ["Senin, 3 Juni 2024", "Selasa, 4 Juni 2024"]
+    assert days == ["Senin, 03/06/2024", "Selasa, 04/06/2024"]
 
 
 def test_a_graduates_script_is_shown_as_text(app, db, chat):
@@ -176,7 +176,7 @@ def test_the_cohort_list(app, db, chat):
     page = signed_in_client(app, db).get("/staff/cohorts").get_data(as_text=True)
     assert f'href="/staff/cohorts/{chat["m1"]}">Menjahit 1</a>' in page
     assert f'href="/staff/cohorts/{chat["b"]}">Bordir 1</a>' in page
-    assert "4 Jun 2024 08:03" in page  # Menjahit 1's last message, in Jakarta time
+    assert "04/06/2024 08:03" in page  # Menjahit 1's last message, in Jakarta time
 
 
 def test_a_viewer_of_one_institution_gets_404_for_another(app, db, chat):

@@ -25,6 +25,7 @@ from bot.cleaning import MAX_PAGE
 from bot.models import Broadcast
 from bot.staff import bp
 from bot.staff.auth import can_write, visible_cohorts
+from bot.staff.formats import clock_text
 from bot.staff.i18n import t
 from bot.staff.jobs import page, progress_of, selected_ids, session_for_request, whatsapp_html
 
@@ -124,7 +125,7 @@ def announcements_progress():
         found = session.scalars(select(Broadcast).where(
             Broadcast.id.in_(ids), Broadcast.kind == "announcement"))
         data = {str(bc.id): progress_of(session, bc, None) for bc in found}
-    response = jsonify({"broadcasts": data})
+    response = jsonify({"broadcasts": data, "updated": clock_text()})
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -7,6 +7,8 @@ text a person typed (a name at a failed sign-in), so it is only ever rendered es
 
 from __future__ import annotations
 
+import re
+from datetime import date, datetime
 from typing import Any
 
 from flask import render_template, request, url_for
@@ -16,6 +18,7 @@ from bot import get_db, get_settings
 from bot.models import AuditLog
 from bot.staff import bp
 from bot.staff.auth import require_role
+from bot.staff.formats import date_text, datetime_text, direction_label, status_label
 from bot.staff.i18n import t
 from bot.staff.replylog import int_arg
 
@@ -33,25 +36,62 @@ def action_label(action: str) -> str:
     return _text_or("auditlog.action_" + action.replace(".", "_"), action)
 
 
-def readable(value: Any) -> str:
-    """A detail value as one line: lists joined, mappings as ``key: value``, None as –."""
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+_EMPLOYMENT = ("employed", "self_employed", "seeking", "studying")
+
+
+def field_label(key: str) -> str:
+    """A detail's name in the reader's language (``auditlog.field_<key>``), else the key."""
+    return _text_or(f"auditlog.field_{key}", key)
+
+
+def _coded(key: str | None, text: str) -> str:
+    """A stored code as people say it: a role, a status, a reason, a date."""
+    if key == "role":
+        return _text_or(f"users.role_{text}", text)
+    if key in ("employment_status", "statuses") and text in _EMPLOYMENT:
+        return _text_or(f"jobs.status.{text}", text)
+    if key == "status":
+        return status_label(text)
+    if key == "direction":
+        return direction_label(text)
+    if key in ("reason", "command"):
+        return _text_or(f"auditlog.{key}_{text.replace(' ', '_')}", text)
+    if _ISO_DATE.match(text):
+        return date_text(date.fromisoformat(text))
+    if _ISO_TIME.match(text):
+        try:
+            return datetime_text(datetime.fromisoformat(text))
+        except ValueError:
+            return text
+    return text
+
+
+def readable(value: Any, key: str | None = None) -> str:
+    """A detail value as one line: lists joined, mappings as ``name: value``, None as –,
+    codes and dates as the rest of the console shows them."""
     if value is None or value == "":
         return "–"
     if isinstance(value, bool):
         return t("auditlog.yes") if value else t("auditlog.no")
     if isinstance(value, dict):
-        return "; ".join(f"{k}: {readable(v)}" for k, v in value.items()) or "–"
+        if set(value) == {"old", "new"}:
+            return _change([value["old"], value["new"]], key)
+        return "; ".join(f"{field_label(k)}: {readable(v, k)}" for k, v in value.items()) or "–"
     if isinstance(value, list | tuple):
-        return ", ".join(readable(v) for v in value) or "–"
-    text = str(value)
+        return ", ".join(readable(v, key) for v in value) or "–"
+    text = _coded(key, str(value))
     return text if len(text) <= MAX_VALUE else text[:MAX_VALUE] + "…"
 
 
-def _change(value: Any) -> str:
-    """``[old, new]`` as ``old → new``."""
+def _change(value: Any, key: str | None = None) -> str:
+    """``[old, new]`` (or ``{"old": …, "new": …}``) as ``old → new``."""
+    if isinstance(value, dict) and set(value) == {"old", "new"}:
+        value = [value["old"], value["new"]]
     if isinstance(value, list | tuple) and len(value) == 2:
-        return f"{readable(value[0])} → {readable(value[1])}"
-    return readable(value)
+        return f"{readable(value[0], key)} → {readable(value[1], key)}"
+    return readable(value, key)
 
 
 def _detail(detail: Any) -> list[tuple[str, str]]:
@@ -60,10 +100,9 @@ def _detail(detail: Any) -> list[tuple[str, str]]:
     shown = []
     for key, value in detail.items():
         if key == "changes" and isinstance(value, dict):
-            shown.extend((_text_or(f"auditlog.field_{k}", k), _change(v))
-                         for k, v in value.items())
+            shown.extend((field_label(k), _change(v, k)) for k, v in value.items())
         else:
-            shown.append((_text_or(f"auditlog.field_{key}", key), readable(value)))
+            shown.append((field_label(key), readable(value, key)))
     return shown
 
 

@@ -52,6 +52,22 @@ def _num(value: float) -> str:
     return f"{value:.1f}".rstrip("0").rstrip(".")
 
 
+def _value(value: float, decimal: str) -> str:
+    """A shown value with one decimal at most, with the reader's decimal mark (``3,5``)."""
+    return _num(value).replace(".", decimal)
+
+
+def _centred(x: float, text: str, width: int, size: int = 12) -> str:
+    """``x`` and ``text-anchor`` of a label centred on ``x`` but kept inside ``0..width``
+    (a label at either end is anchored to that end instead of being cut off)."""
+    half = len(text) * size * 0.31  # about half the width of the text in system-ui
+    if x - half < 1:
+        return f'x="{_num(max(x - half, 1.0))}" text-anchor="start"'
+    if x + half > width - 1:
+        return f'x="{_num(min(x + half, width - 1.0))}" text-anchor="end"'
+    return f'x="{_num(x)}" text-anchor="middle"'
+
+
 def _open(width: int, height: int, title: str, desc: str, css_class: str) -> tuple[str, list[str]]:
     ident = f"chart{next(_ids)}"
     parts = [
@@ -97,7 +113,7 @@ def bar_chart(bars: Sequence[Bar], *, title: str, max_value: float | None = None
             f'height="{_num(max(h, 1.0))}" rx="3" fill="{color}"/>'
             f'<text x="{_num(cx)}" y="{_num(base - h - 6)}" font-size="13" font-weight="600" '
             f'text-anchor="middle" fill="{INK}">{escape(bar.text)}</text>'
-            f'<text x="{_num(cx)}" y="{base + 20}" font-size="12" text-anchor="middle" '
+            f'<text {_centred(cx, bar.label, width)} y="{base + 20}" font-size="12" '
             f'fill="{MUTED}">{escape(bar.label)}</text></g>')
     parts.append("</svg>")
     return Markup("".join(parts))
@@ -168,8 +184,9 @@ def stacked_bars(rows: Sequence[tuple[str, Sequence[Segment]]], *, title: str,
 
 def line_chart(points: Sequence[Point], *, title: str, y_min: float, y_max: float,
                empty: str = "", color: str = "#2e86c1", width: int = 480,
-               height: int = 190) -> Markup:
-    """A line through the points left to right, with a grid line per whole y value."""
+               height: int = 190, decimal: str = ".") -> Markup:
+    """A line through the points left to right, with a grid line per whole y value;
+    values are written with ``decimal`` as the decimal mark."""
     known = [p for p in points if p.value is not None]
     if not known:
         return _empty(width, title, empty)
@@ -204,14 +221,14 @@ def line_chart(points: Sequence[Point], *, title: str, y_min: float, y_max: floa
                          f'stroke-width="2.5" stroke-linejoin="round"/>')
     for i, p in enumerate(points):
         x, _ = xy(i, y_min)
-        parts.append(f'<text x="{_num(x)}" y="{height - 12}" font-size="12" '
-                     f'text-anchor="middle" fill="{MUTED}">{escape(p.label)}</text>')
+        parts.append(f'<text {_centred(x, p.label, width)} y="{height - 12}" font-size="12" '
+                     f'fill="{MUTED}">{escape(p.label)}</text>')
         if p.value is not None:
             _, y = xy(i, p.value)
+            shown = _value(p.value, decimal)
             parts.append(f'<g><title>{escape(p.title)}</title>'
                          f'<circle cx="{_num(x)}" cy="{_num(y)}" r="5" fill="{color}"/>'
-                         f'<text x="{_num(x)}" y="{_num(y - 10)}" font-size="12" '
-                         f'font-weight="600" text-anchor="middle" fill="{INK}">'
-                         f'{_num(p.value)}</text></g>')
+                         f'<text {_centred(x, shown, width)} y="{_num(y - 10)}" '
+                         f'font-size="12" font-weight="600" fill="{INK}">{shown}</text></g>')
     parts.append("</svg>")
     return Markup("".join(parts))

@@ -42,7 +42,8 @@ from bot.models import (
 from bot.staff import bp
 from bot.staff.auth import cohort_or_404
 from bot.staff.charts import Bar, Point, Segment, bar_chart, line_chart, stacked_bars
-from bot.staff.i18n import t
+from bot.staff.formats import number_text
+from bot.staff.i18n import current_language, t
 from bot.staff.replylog import int_arg
 from bot.staff.timeline import count_if, day_label, local, month_name, short_date, when
 
@@ -342,7 +343,7 @@ def charts(total: Figures, per_cohort: list[Figures], rounds: RoundFigures) -> d
     share = t("dashboard.share_of")
     made = {
         "rates": bar_chart(
-            [Bar(label=f"{day.day} {month_name(day.month, short=True)}",
+            [Bar(label=f"{day:%d/%m}",
                  value=responded / prompted * 100 if prompted else 0,
                  text=percent(responded, prompted),
                  title=t("dashboard.rate_title", day=day_label(day), responded=responded,
@@ -364,9 +365,10 @@ def charts(total: Figures, per_cohort: list[Figures], rounds: RoundFigures) -> d
         "ratings": line_chart(
             [Point(label=f"{month_name(month, short=True)} {year}", value=avg,
                    title=t("dashboard.rating_title", month=f"{month_name(month)} {year}",
-                           average=f"{avg:.1f}" if avg is not None else "–", count=count))
+                           average=number_text(avg), count=count))
              for year, month, avg, count in rounds.ratings],
             title=t("dashboard.chart_ratings"), y_min=1, y_max=5,
+            decimal="," if current_language() == "id" else ".",
             empty=t("dashboard.no_ratings")),
         "by_cohort": None,
     }

@@ -54,6 +54,7 @@ from bot.models import (
 )
 from bot.staff import bp
 from bot.staff.auth import can_write, scoped_cohort_ids, visible_cohorts
+from bot.staff.formats import DATETIME_FORMAT, clock_text
 from bot.staff.i18n import t
 from bot.staff.timeline import local, wa_format
 
@@ -71,7 +72,7 @@ def whatsapp_html(text: str) -> Markup:
     return wa_format(text)
 
 
-def local_time(moment: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+def local_time(moment: datetime | None, fmt: str = DATETIME_FORMAT) -> str:
     """A stored (UTC) time in the app's time zone, for display and exports."""
     return "" if moment is None else local(moment).strftime(fmt)
 
@@ -329,7 +330,7 @@ def job_progress(job_id: int):
         sends = {str(bc.id): progress_of(session, bc, scope)
                  for bc in _broadcasts(session, job, scope)}
         interests = _interest_count(session, job, scope)
-    response = jsonify({"broadcasts": sends, "interests": interests})
+    response = jsonify({"broadcasts": sends, "interests": interests, "updated": clock_text()})
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -23,7 +23,7 @@ from werkzeug.routing import BuildError
 
 from bot import get_db, get_settings
 from bot.cleaning import id_value, in_date_range
-from bot.exports import export, filter_messages, needs_help_ids
+from bot.exports import HEADERS, export, filter_messages, needs_help_ids
 from bot.models import (
     INBOUND,
     MSG_DELIVERED,
@@ -45,6 +45,13 @@ from bot.models import (
 )
 from bot.staff import bp
 from bot.staff.auth import cohort_or_404, scoped_cohort_ids
+from bot.staff.formats import (
+    DATETIME_FORMAT,
+    direction_label,
+    kind_label,
+    parse_date,
+    status_label,
+)
 from bot.staff.i18n import t
 
 PAGE_SIZE = 50
@@ -142,7 +149,7 @@ def _date_arg(name: str, errors: list[str]) -> date | None:
     if not value:
         return None
     try:
-        day = date.fromisoformat(value)
+        day = parse_date(value)
     except ValueError:
         day = None
     if day is None or not in_date_range(day):
@@ -254,8 +261,8 @@ def log():
         institutions = sorted({(c.institution_id, c.institution) for c in cohorts},
                               key=lambda i: i[1])
         args = filters.query_args()
-        labels = {key: t(f"replylog.{key}") for key in
-                  [f"direction_{d}" for d in DIRECTIONS] + [f"status_{s}" for s in STATUSES]}
+        labels = {**{f"direction_{d}": direction_label(d) for d in DIRECTIONS},
+                  **{f"status_{s}": status_label(s) for s in STATUSES}}
         return render_template(
             "staff/replylog.html", rows=rows, filters=filters, errors=errors, cohorts=cohorts,
             institutions=institutions, directions=DIRECTIONS, statuses=STATUSES, labels=labels,
@@ -281,8 +288,27 @@ def log_export(fmt: str):
             filters, _errors = read_filters(session)
             export(session, "messages", fmt, path, actor=current_user.name,
                    filters=filters.for_export(session), tz=get_settings().tz,
-                   audit_db=get_db())
+                   audit_db=get_db(),
+                   header=[t(f"replylog.export.{code}") for code in HEADERS["messages"]],
+                   present=_readable)
         # Opened before the folder goes: the open file outlives its name (POSIX).
         handle = path.open("rb")
     return send_file(handle, mimetype=MIMETYPES[fmt], as_attachment=True, download_name=name,
                      max_age=0)
+
+
+_COLUMN = {code: i for i, code in enumerate(HEADERS["messages"])}
+
+
+def _readable(row: list[Any]) -> list[Any]:
+    """An exported message as the page shows it: direction, kind and status in the reader's
+    language, times as dd/mm/yyyy HH:MM in the office's time zone."""
+    row = list(row)
+    row[_COLUMN["direction"]] = direction_label(row[_COLUMN["direction"]])
+    row[_COLUMN["kind"]] = kind_label(row[_COLUMN["kind"]])
+    row[_COLUMN["status"]] = status_label(row[_COLUMN["status"]])
+    for column in ("created_at", "sent_at"):
+        value = row[_COLUMN[column]]
+        if value:
+            row[_COLUMN[column]] = datetime.fromisoformat(value).strftime(DATETIME_FORMAT)
+    return row

@@ -110,11 +110,9 @@ def next_runs(cron: str, zone: str, count: int = NEXT_RUNS,
 
 
 def when(moment: datetime) -> str:
-    """'Sen, 01 Des 2026 09:00 WIB' in the UI language."""
+    """'Sen, 01/12/2026 09:00 WIB' (the weekday in the UI language)."""
     days = t("schedules.weekdays_short").split(",")
-    months = t("schedules.months_short").split(",")
-    return (f"{days[moment.isoweekday() % 7]}, {moment.day:02d} {months[moment.month - 1]} "
-            f"{moment.year} {moment:%H:%M} {moment.tzname()}")
+    return f"{days[moment.isoweekday() % 7]}, {moment:%d/%m/%Y %H:%M} {moment.tzname()}"
 
 
 @dataclass

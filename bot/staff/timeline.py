@@ -42,6 +42,7 @@ from bot.models import (
 )
 from bot.staff import bp
 from bot.staff.auth import cohort_or_404, scoped_cohort_ids
+from bot.staff.formats import date_text, datetime_text
 from bot.staff.i18n import t
 
 PAGE_SIZE = 50
@@ -60,21 +61,19 @@ def month_name(month: int, short: bool = False) -> str:
 
 
 def day_label(day: date) -> str:
-    """``Senin, 3 Juni 2024`` / ``Monday, 3 June 2024``."""
+    """``Senin, 03/06/2024`` / ``Monday, 03/06/2024``."""
     weekday = t("timeline.weekdays").split()[day.weekday()]
-    return f"{weekday}, {day.day} {month_name(day.month)} {day.year}"
+    return f"{weekday}, {date_text(day)}"
 
 
 def short_date(day: date) -> str:
-    return f"{day.day} {month_name(day.month, short=True)} {day.year}"
+    """``03/06/2024`` (bot.staff.formats.date_text)."""
+    return date_text(day)
 
 
 def when(moment: datetime | None) -> str:
-    """A stored time as ``3 Jun 2024 14:05`` in the app's zone ('' for None)."""
-    if moment is None:
-        return ""
-    moment = local(moment)
-    return f"{short_date(moment.date())} {moment:%H:%M}"
+    """A stored time as ``03/06/2024 14:05`` in the app's zone ('' for None)."""
+    return datetime_text(moment)
 
 
 @bp.app_template_global("display_phone")

@@ -45,7 +45,7 @@ document.querySelectorAll('.progress-box').forEach(function (box) {
         var shown = box.dataset.interestsShown;
         var notice = document.querySelector('[data-new-interests]');
         if (notice && shown !== undefined && data.interests > Number(shown)) notice.hidden = false;
-        stamp('· ' + box.dataset.textUpdated + ' ' + new Date().toLocaleTimeString());
+        stamp('· ' + box.dataset.textUpdated + ' ' + data.updated);  // the server's clock
       })
       .catch(function () { stamp('· ' + box.dataset.textOffline); })
       .then(function () { setTimeout(poll, busy && !document.hidden ? FAST : SLOW); });

@@ -1,8 +1,9 @@
-// The simulator page (bot/templates/simulator.html): pick a graduate, chat as them.
+/* The simulator page: pick a graduate, read and type their messages (texts and settings come
+   from the page's #simulator-config). */
 (function () {
   "use strict";
-  var page = document.currentScript;
-  var base = page.dataset.base;
+  var config = JSON.parse(document.getElementById("simulator-config").textContent);
+  var base = config.base, T = config.texts;
   var FINAL = {received: 1, delivered: 1, read: 1, failed: 1, undelivered: 1, suppressed: 1};
   var who = null;          // {graduate_id: …} or {phone: …}
   var shown = {};          // message id -> element
@@ -14,6 +15,13 @@
     var params = new URLSearchParams(who);
     Object.keys(extra || {}).forEach(function (k) { params.set(k, extra[k]); });
     return params.toString();
+  }
+
+  function say(key, values) {
+    // A text of the page's language with {name} placeholders filled in.
+    return String(T[key] || key).replace(/\{(\w+)\}/g, function (all, name) {
+      return values && name in values ? values[name] : all;
+    });
   }
 
   function el(tag, cls, text) {
@@ -51,7 +59,7 @@
     fetch(base + "api/send", {method: "POST", headers: {"Content-Type": "application/json"},
                               body: JSON.stringify(payload)})
       .then(function (r) {
-        notice.textContent = r.ok ? "" : "The webhook answered " + r.status;
+        notice.textContent = r.ok ? "" : say("webhook_answered", {status: r.status});
         poll();
       });
   }
@@ -59,13 +67,13 @@
   function bubble(m, name) {
     var node = el("div", "bubble " + (m.direction === "in" ? "in" : "out"));
     node.appendChild(el("div", "who", m.direction === "in" ? name : "Kabar" +
-                        (m.kind && m.kind !== "reply" ? " · " + m.kind : "")));
+                        (m.kind && m.kind !== "reply" ? " · " + m.kind_label : "")));
     if (m.media_type) node.appendChild(el("div", "media", "[" + m.media_type + "]"));
     if (m.body) node.appendChild(formatted(m.body));
     if (m.buttons && m.buttons.length) node.appendChild(quickReplies(m.buttons));
     var meta = el("div", "meta", m.time);
     if (m.direction !== "in") {
-      var st = el("span", "st-" + m.status, " · " + m.status +
+      var st = el("span", "st-" + m.status, " · " + m.status_label +
                   (m.error_code ? " (" + m.error_code + ")" : ""));
       meta.appendChild(st);
     }
@@ -76,12 +84,12 @@
   function render(data) {
     var g = data.graduate;
     var name = g ? g.name : data.phone;
-    var head = document.getElementById("chathead");
+    var head = document.querySelector("#chathead .who-box");
     head.innerHTML = "";
     head.appendChild(el("div", "name", name));
-    head.appendChild(el("div", "sub", (g ? g.phone + " · " + (g.cohort || "no cohort") +
-        (g.opted_out ? " · opted out" : "") + (g.active ? "" : " · inactive")
-        : data.phone + " · not on any roster")));
+    head.appendChild(el("div", "sub", (g ? g.phone + " · " + (g.cohort || T.no_cohort_short) +
+        (g.opted_out ? " · " + T.opted_out : "") + (g.active ? "" : " · " + T.inactive)
+        : data.phone + " · " + T.not_on_roster)));
     if (data.messages.length && !lastId) chat.innerHTML = "";
     var atBottom = chat.scrollHeight - chat.scrollTop - chat.clientHeight < 40;
     data.messages.forEach(function (m) {
@@ -119,14 +127,15 @@
     fetch(base + "api/messages?" + query({after_id: oldestUnsettled()}))
       .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
       .then(render)
-      .catch(function (e) { notice.textContent = "Could not load messages (" + e + ")"; })
+      .catch(function (e) { notice.textContent = say("load_failed", {error: e}); })
       .finally(function () { busy = false; });
   }
 
   function open(target) {
     who = target; shown = {}; lastId = 0; lastDay = null;
     chat.innerHTML = "";
-    chat.appendChild(el("p", "empty", "No messages yet."));
+    chat.appendChild(el("p", "empty", T.no_messages));
+    document.body.classList.add("chatting");
     notice.textContent = "";
     document.getElementById("composer").hidden = false;
     document.querySelectorAll(".grad").forEach(function (a) {
@@ -167,9 +176,7 @@
       fetch(base + "api/cohorts/" + b.dataset.cohortId + "/checkin", {method: "POST"})
         .then(function (r) { return r.json(); })
         .then(function (d) {
-          notice.textContent = d.started
-            ? "Check-in started for " + d.cohort + ": " + d.prompts + " prompts queued."
-            : "A round for " + d.cohort + " already exists for this moment.";
+          notice.textContent = say(d.started ? "checkin_started" : "checkin_exists", d);
           poll();
         });
     });
@@ -189,5 +196,11 @@
     });
   });
 
-  if (page.dataset.selected) open({graduate_id: page.dataset.selected});
+  document.getElementById("back").addEventListener("click", function () {
+    // Back to the list on a phone; the chat stays open on a wide screen.
+    document.body.classList.remove("chatting");
+    history.replaceState(null, "", base);
+  });
+
+  if (config.selected) open({graduate_id: String(config.selected)});
 })();
