@@ -124,16 +124,16 @@ def import_roster_cmd(ctx: Context, file: Path, actor: str, dry_run: bool,
 
     _ensure_schema(ctx)
     try:
-        if dry_run:
-            with ctx.db.read_session() as session:
-                plan = plan_roster(session, file, limits=ReadLimits.from_settings(ctx.settings),
-                                   allow_erased=allow_erased)
-        else:
+        # Reading the file and comparing it holds no writer lock (a read session); the
+        # changes then go in short transactions (``chunked``), so the bot keeps answering.
+        with ctx.db.read_session() as session:
+            plan = plan_roster(session, file, limits=ReadLimits.from_settings(ctx.settings),
+                               allow_erased=allow_erased)
+        if not dry_run:
             with ctx.db.session() as session:
-                plan = plan_roster(session, file, limits=ReadLimits.from_settings(ctx.settings),
-                                   allow_erased=allow_erased)
-                report = apply_plan(session, plan, actor=actor,
-                                    progress=lambda n: click.echo(f"  … {n} rows", err=True))
+                report = apply_plan(session, plan, actor=actor, chunked=True,
+                                    progress=lambda n: click.echo(
+                                        f"  … {n} of {len(plan.rows)} rows", err=True))
     except RosterError as exc:
         raise click.ClickException(str(exc)) from None
     for problem in plan.rejected:

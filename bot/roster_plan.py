@@ -228,9 +228,19 @@ def _absent(session: Session, cohort_ids: list[int], phones: set[str]) -> int:
     return sum(1 for phone in listed if phone not in phones)
 
 
+COMMIT_EVERY = 500  # rows per transaction of a chunked import
+
+
 def apply_plan(session: Session, plan: RosterPlan, *, actor: str,
-               progress: Callable[[int], Any] | None = None) -> ImportReport:
-    """Write ``plan`` (from ``plan_roster`` in this session); the caller commits."""
+               progress: Callable[[int], Any] | None = None,
+               chunked: bool = False) -> ImportReport:
+    """Write ``plan`` (from ``plan_roster`` in this session); the caller commits.
+
+    With ``chunked`` the rows go in transactions of ``COMMIT_EVERY`` rows, each committed
+    here, so the database's writer lock is free between them and a webhook or a reply waits
+    for one chunk at most (on SQLite a transaction of 500 rows takes milliseconds), never
+    for the whole file. An import stopped halfway keeps the chunks written; importing the
+    same file again adds the rest (rows are matched by number)."""
     report = ImportReport(file=plan.file, rejected=plan.rejected, created=len(plan.created),
                           updated=len(plan.changed), unchanged=plan.unchanged,
                           institutions_created=len(plan.new_institutions),
@@ -271,6 +281,8 @@ def apply_plan(session: Session, plan: RosterPlan, *, actor: str,
         elif graduate_id in graduates:
             for k, v in values.items():
                 setattr(graduates[graduate_id], k, v)
+        if chunked and done % COMMIT_EVERY == 0:
+            session.commit()
         if done % PROGRESS_EVERY == 0:
             session.flush()
             if progress is not None:

@@ -94,7 +94,9 @@ def roster_import_confirm(token: str):
     """Import the previewed upload, if it still plans exactly what the preview showed."""
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    with get_db().session() as session:
+    # The file is read and compared in a read session (no writer lock on SQLite); only the
+    # claim and the changes write, in short transactions.
+    with get_db().read_session() as session:
         kept = session.scalar(select(RosterUpload).where(
             RosterUpload.token == token[:64], RosterUpload.staff_user_id == current_user.id))
         if kept is None or kept.created_at < utcnow() - KEEP_UPLOADS:
@@ -108,17 +110,21 @@ def roster_import_confirm(token: str):
         except RosterError as exc:  # cannot happen for a previewed file, unless the code changed
             return render_template("staff/roster_report.html", report=None,
                                    error=str(exc), file=kept.file_name), 422
-        if plan.digest != kept.plan_digest:
+        upload_id, file_name, digest = kept.id, kept.file_name, kept.plan_digest
+    with get_db().session() as session:
+        if plan.digest != digest:
+            kept = session.get(RosterUpload, upload_id)
             kept.plan_digest = plan.digest  # the new preview is what a confirmation applies
             return _preview(plan, kept, status=409, changed=True)
         claimed = session.execute(
-            update(RosterUpload).where(RosterUpload.id == kept.id,
+            update(RosterUpload).where(RosterUpload.id == upload_id,
                                        RosterUpload.applied_at.is_(None))
             .values(applied_at=utcnow())).rowcount
         if claimed != 1:  # a second click raced this one
-            flash(t("rosterimport.already", file=kept.file_name))
+            flash(t("rosterimport.already", file=file_name))
             return redirect(url_for("staff.roster"))
-        report = apply_plan(session, plan, actor=current_user.name)
-        file_name = kept.file_name
+        # The claim commits with the first chunk; a file of thousands of rows is written in
+        # short transactions that never hold up the webhook.
+        report = apply_plan(session, plan, actor=current_user.name, chunked=True)
     return render_template("staff/roster_report.html", report=report, error=None,
                            file=file_name or report.file, plan=plan)

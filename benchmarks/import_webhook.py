@@ -1,0 +1,138 @@
+"""How long the webhook waits while a large roster is imported, on SQLite.
+
+    .venv/bin/python benchmarks/import_webhook.py [--rows 100000] [--workers 2]
+
+A fresh migrated SQLite database; gunicorn serves ``bot:create_app()``; ``kabar import-roster``
+imports a CSV of ``--rows`` graduates (one process) while this script posts signed inbound
+messages (Twilio's form, ``RequestValidator``) one after the other to ``/twilio/inbound`` and
+times each answer. Prints the import's time and the webhook's answer times during the import
+(median, p99, max) beside the 1 s target, and checks every 200 answer was stored once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from pathlib import Path
+
+from twilio.request_validator import RequestValidator
+
+ROOT = Path(__file__).resolve().parent.parent
+AUTH_TOKEN = "import-benchmark-token-0123456789"
+TARGET_SECONDS = 1.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args(argv)
+    bin_dir = Path(sys.executable).parent
+    with tempfile.TemporaryDirectory(prefix="kabar-import-bench-") as folder:
+        work = Path(folder)
+        db_path = work / "kabar.db"
+        port = free_port()
+        public = f"http://127.0.0.1:{port}"
+        config = work / "kabar.toml"
+        config.write_text(f'''[app]
+secret_key = "benchmark"
+public_url = "{public}"
+
+[database]
+url = "sqlite:///{db_path}"
+
+[transport]
+kind = "simulator"
+
+[twilio]
+account_sid = "AC{"0" * 32}"
+auth_token = "{AUTH_TOKEN}"
+whatsapp_from = "whatsapp:+14155238886"
+
+[roster]
+max_rows = {max(args.rows, 50_000)}
+max_unzipped_mb = 500
+''', encoding="utf-8")
+        env = {**os.environ, "KABAR_CONFIG": str(config)}
+        subprocess.run([str(bin_dir / "kabar"), "db", "upgrade"], env=env, check=True,
+                       capture_output=True)
+        roster = work / "roster.csv"
+        with roster.open("w", encoding="utf-8") as fh:
+            fh.write("lpks;paket;nama;no_wa\n")
+            for i in range(args.rows):
+                fh.write(f"LPKS {i % 10};Paket {i % 500};Lulusan {i};0813{i:08d}\n")
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-w", str(args.workers), "-b",
+             f"127.0.0.1:{port}", "--log-level", "warning", "bot:create_app()"],
+            env=env, cwd=ROOT, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    urllib.request.urlopen(public + "/healthz", timeout=2).read()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline or server.poll() is not None:
+                        raise RuntimeError("gunicorn did not come up") from None
+                    time.sleep(0.2)
+            validator = RequestValidator(AUTH_TOKEN)
+            url = public + "/twilio/inbound"
+            started = time.monotonic()
+            importer = subprocess.Popen([str(bin_dir / "kabar"), "import-roster", str(roster)],
+                                        env=env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.DEVNULL, text=True)
+            waits: list[float] = []
+            sent = 0
+            while importer.poll() is None:
+                form = {"MessageSid": "SM" + uuid.uuid4().hex, "From": "whatsapp:+6285799990001",
+                        "To": "whatsapp:+14155238886", "Body": "halo", "NumMedia": "0"}
+                request = urllib.request.Request(
+                    url, data=urllib.parse.urlencode(form).encode(), method="POST",
+                    headers={"X-Twilio-Signature": validator.compute_signature(url, form),
+                             "Content-Type": "application/x-www-form-urlencoded"})
+                t0 = time.monotonic()
+                with urllib.request.urlopen(request, timeout=30) as answer:
+                    assert answer.status == 200
+                waits.append(time.monotonic() - t0)
+                sent += 1
+            import_seconds = time.monotonic() - started
+            output = importer.stdout.read()
+            if importer.returncode != 0:
+                raise RuntimeError(f"import failed: {output}")
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+        stored = sqlite3.connect(db_path).execute(
+            "SELECT count(*) FROM messages WHERE direction = 'in'").fetchone()[0]
+        graduates = sqlite3.connect(db_path).execute(
+            "SELECT count(*) FROM graduates").fetchone()[0]
+    waits.sort()
+    p99 = waits[min(len(waits) - 1, int(len(waits) * 0.99))] if waits else 0.0
+    print(f"import of {args.rows} rows: {import_seconds:.1f} s, {graduates} graduates stored")
+    print(f"webhook during the import: {len(waits)} requests, median "
+          f"{statistics.median(waits) * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, max "
+          f"{waits[-1] * 1000:.0f} ms (target: never more than {TARGET_SECONDS * 1000:.0f} ms)")
+    print(f"stored inbound messages: {stored} of {sent} answered 200")
+    ok = waits and waits[-1] <= TARGET_SECONDS and stored == sent and graduates == args.rows
+    return 0 if ok else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
