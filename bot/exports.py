@@ -342,8 +342,6 @@ def _write_csv(path: Path, what: str, header: list[str], data: Iterator[list[Any
 
 def _write_xlsx(path: Path, what: str, header: list[str], data: Iterator[list[Any]]) -> int:
     from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(what)
@@ -351,16 +349,23 @@ def _write_xlsx(path: Path, what: str, header: list[str], data: Iterator[list[An
     sheet.append(header)
     count = 0
     for row in data:
-        cells: list[Any] = []
-        for value in row:
-            if isinstance(value, str):
-                value = ILLEGAL_CHARACTERS_RE.sub("", value) or None
-                if value and value.startswith("="):  # text, never a formula
-                    cell = WriteOnlyCell(sheet, value=value)
-                    cell.data_type = "s"
-                    value = cell
-            cells.append(value)
-        sheet.append(cells)
+        sheet.append([safe_cell(sheet, value) for value in row])
         count += 1
     workbook.save(path)
     return count
+
+
+def safe_cell(sheet: Any, value: Any) -> Any:
+    """A value for a write-only XLSX sheet: characters XML cannot hold removed, and text that
+    starts with "=" stored as text, never as a formula."""
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    if not isinstance(value, str):
+        return value
+    value = ILLEGAL_CHARACTERS_RE.sub("", value) or None
+    if value and value.startswith("="):
+        cell = WriteOnlyCell(sheet, value=value)
+        cell.data_type = "s"
+        return cell
+    return value

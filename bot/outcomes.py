@@ -22,7 +22,16 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.exports import BATCH, FILTER_KEYS, FORMATS, ExportError, _filter, _write_csv, _zone
+from bot.exports import (
+    BATCH,
+    FILTER_KEYS,
+    FORMATS,
+    ExportError,
+    _filter,
+    _write_csv,
+    _zone,
+    safe_cell,
+)
 from bot.models import (
     CheckInRound,
     Cohort,
@@ -197,7 +206,6 @@ def _as_text(value: Any) -> Any:
 def _write_xlsx(path: Path, title: str, header: list[str], data: Iterator[list[Any]]) -> int:
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
     from openpyxl.styles import Font
 
     workbook = Workbook(write_only=True)
@@ -218,12 +226,8 @@ def _write_xlsx(path: Path, title: str, header: list[str], data: Iterator[list[A
                 cell = WriteOnlyCell(sheet, value=value)
                 cell.number_format = XLSX_DATETIME if isinstance(value, datetime) else XLSX_DATE
                 value = cell
-            elif isinstance(value, str):
-                value = ILLEGAL_CHARACTERS_RE.sub("", value) or None
-                if value and value.startswith("="):  # text, never a formula
-                    cell = WriteOnlyCell(sheet, value=value)
-                    cell.data_type = "s"
-                    value = cell
+            else:
+                value = safe_cell(sheet, value)
             cells.append(value)
         sheet.append(cells)
         count += 1

@@ -110,27 +110,36 @@ class LogFilters:
 
     def for_export(self, session) -> dict[str, Any]:
         """The filters for ``bot.exports``: the viewer's scope added, local dates as times."""
-        zone = get_settings().tz
-        f: dict[str, Any] = {}
-        scope = scoped_cohort_ids(session)
-        if self.cohort_id is not None:
-            f["cohort_id"] = [self.cohort_id]
-        elif scope is not None:
-            f["cohort_id"] = list(scope)
-        if self.institution_id is not None:
-            f["institution_id"] = self.institution_id
-        if self.date_from:
-            f["since"] = datetime.combine(self.date_from, time(), tzinfo=zone)
-        if self.date_to:
-            until = datetime.combine(self.date_to + timedelta(days=1), time(), tzinfo=zone)
-            if until <= datetime.now(zone):  # a bound in the future excludes nothing
-                f["until"] = until
+        f = scoped_period(session, self.cohort_id, self.institution_id, self.date_from,
+                          self.date_to)
         for key in ("direction", "status", "text"):
             if getattr(self, key):
                 f[key] = getattr(self, key)
         if self.needs_help:
             f["needs_help"] = True
         return f
+
+
+def scoped_period(session, cohort_id: int | None, institution_id: int | None,
+                  date_from: date | None, date_to: date | None) -> dict[str, Any]:
+    """Export filters for a cohort or LPKS (the viewer's scope added) and local days as
+    times in the office's zone (``bot.exports`` filter keys)."""
+    zone = get_settings().tz
+    f: dict[str, Any] = {}
+    scope = scoped_cohort_ids(session)
+    if cohort_id is not None:
+        f["cohort_id"] = [cohort_id]
+    elif scope is not None:
+        f["cohort_id"] = list(scope)
+    if institution_id is not None:
+        f["institution_id"] = institution_id
+    if date_from:
+        f["since"] = datetime.combine(date_from, time(), tzinfo=zone)
+    if date_to:
+        until = datetime.combine(date_to + timedelta(days=1), time(), tzinfo=zone)
+        if until <= datetime.now(zone):  # a bound in the future excludes nothing
+            f["until"] = until
+    return f
 
 
 def int_arg(name: str) -> int | None:

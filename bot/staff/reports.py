@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +30,9 @@ from bot.exports import _filter
 from bot.models import CheckInRound, Cohort, Institution, ProgressReport, audit
 from bot.outcomes import dmy, parse_dmy
 from bot.staff import bp
-from bot.staff.auth import cohort_or_404, scoped_cohort_ids
+from bot.staff.auth import cohort_or_404
 from bot.staff.i18n import current_language, t
-from bot.staff.replylog import MIMETYPES, cohort_choices, int_arg
+from bot.staff.replylog import MIMETYPES, cohort_choices, int_arg, scoped_period
 
 
 @dataclass
@@ -88,20 +88,7 @@ def read_filters(session) -> tuple[ReportFilters, list[str]]:
 
 def export_filters(session, f: ReportFilters) -> dict[str, Any]:
     """The filters for ``bot.outcomes``: scope added, local days as times."""
-    zone = get_settings().tz
-    out: dict[str, Any] = {}
-    scope = scoped_cohort_ids(session)
-    if f.cohort_id is not None:
-        out["cohort_id"] = [f.cohort_id]
-    elif scope is not None:
-        out["cohort_id"] = list(scope)
-    if f.institution_id is not None:
-        out["institution_id"] = f.institution_id
-    if f.date_from:
-        out["since"] = datetime.combine(f.date_from, time(), tzinfo=zone)
-    if f.date_to:
-        out["until"] = datetime.combine(f.date_to + timedelta(days=1), time(), tzinfo=zone)
-    return out
+    return scoped_period(session, f.cohort_id, f.institution_id, f.date_from, f.date_to)
 
 
 # --- outcome export ---------------------------------------------------------------------------
