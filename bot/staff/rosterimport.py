@@ -13,6 +13,7 @@ an upload is kept for ``KEEP_UPLOADS``.
 
 from __future__ import annotations
 
+import re
 import secrets
 import tempfile
 from datetime import timedelta
@@ -35,6 +36,7 @@ from bot.staff.i18n import t
 from bot.staff.roster import UploadForm
 
 KEEP_UPLOADS = timedelta(days=1)
+TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what secrets.token_urlsafe makes
 SHOWN = 200  # rows of each kind listed on the preview page
 
 
@@ -92,6 +94,8 @@ def roster_upload():
 @can_write
 def roster_import_confirm(token: str):
     """Import the previewed upload, if it still plans exactly what the preview showed."""
+    if not TOKEN.fullmatch(token):  # no upload has it (a NUL would also upset PostgreSQL)
+        abort(404)
     if not ConfirmForm().validate_on_submit():
         abort(400)
     # The file is read and compared in a read session (no writer lock on SQLite); only the
