@@ -15,6 +15,7 @@ from bot.cli import main
 from bot.models import (
     AuditLog,
     CheckInRound,
+    Cohort,
     ErasedNumber,
     Graduate,
     Interest,
@@ -192,3 +193,28 @@ def test_logs_hold_no_numbers_message_text_or_sql_parameters(client, db, setting
     assert mask_phone("to whatsapp:+6281234567565 now") == "to whatsapp:+62812****565 now"
     assert mask_log_line('127.0.0.1 - - "GET /staff/roster?q=0812345678 HTTP/1.1" 200') == \
         '127.0.0.1 - - "GET /staff/roster HTTP/1.1" 200'
+
+
+def test_an_erased_number_is_not_added_again_from_the_console_unless_the_person_asked(
+        app, db, siti):
+    admin = signed_in_client(app, db)
+    page = admin.get(f"/staff/graduates/{siti}").get_data(as_text=True)
+    admin.post(f"/staff/graduates/{siti}/erase",
+               data={"csrf_token": csrf_from(page), "confirm": "yes"})
+    with db.session() as session:
+        cohort_id = session.scalar(select(Cohort.id))
+    form = {"csrf_token": csrf_from(admin.get("/staff/roster/new").get_data(as_text=True)),
+            "name": "Siti Nurhaliza", "phone": "0812-3456-7565", "cohort_id": str(cohort_id),
+            "language": "id"}
+    refused = admin.post("/staff/roster/new", data=form)
+    html = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and "dihapus atas permintaannya" in html
+    assert 'name="returning"' in html  # staff can say the person asked to return
+    with db.session() as session:
+        assert session.scalar(select(func.count(Graduate.id)).where(
+            Graduate.phone == SITI)) == 0
+    added = admin.post("/staff/roster/new", data={**form, "returning": "y"})
+    assert added.status_code == 302
+    with db.session() as session:
+        assert session.scalar(select(Graduate.name).where(Graduate.phone == SITI)) == \
+            "Siti Nurhaliza"

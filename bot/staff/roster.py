@@ -15,11 +15,12 @@ from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from sqlalchemy import and_, or_, select
-from wtforms import SelectField, StringField
+from wtforms import BooleanField, SelectField, StringField
 
 from bot import MAX_REQUEST_BYTES, get_db
 from bot.models import Cohort, Graduate, audit
 from bot.phones import PhoneError, normalize_phone
+from bot.privacy import erased_numbers
 from bot.staff import bp
 from bot.staff.auth import can_write, cohort_or_404, graduate_or_404, scoped_cohort_ids
 from bot.staff.i18n import t
@@ -42,6 +43,8 @@ class GraduateForm(FlaskForm):
     cohort_id = SelectField("cohort_id", coerce=str, validate_choice=False)
     skill = StringField("skill")
     language = SelectField("language", choices=LANGUAGES, validate_choice=False)
+    # The number was erased on its owner's request (UU PDP) and that person asked to return.
+    returning = BooleanField("returning")
 
 
 # --- the list -----------------------------------------------------------------------------
@@ -134,6 +137,12 @@ def _check(session, form: GraduateForm, graduate: Graduate | None,
         holder = session.scalar(select(Graduate).where(Graduate.phone == phone))
         if holder is not None and holder is not graduate:
             errors["phone"] = t("roster.error_phone_taken", phone=phone, name=holder.name)
+        elif (graduate is None or graduate.phone != phone) and not form.returning.data and \
+                (erased := erased_numbers(session, [phone]).get(phone)) is not None:
+            # Never a silent return: staff confirm that the person asked to come back.
+            errors["phone"] = t("roster.error_phone_erased", phone=phone,
+                                day=erased.strftime("%d/%m/%Y"))
+            errors["returning"] = "1"
         values["phone"] = phone
     cohort_id = int(form.cohort_id.data) if (form.cohort_id.data or "").isdigit() else None
     if cohort_id not in cohorts:
