@@ -124,7 +124,7 @@ def open_round(session: Session, settings: Settings, cohort: Cohort, scheduled_f
                now: datetime | None = None) -> RoundStarted | None:
     """Create the round and prompt the cohort; None (nothing sent) if the round exists already."""
     # Imported here: the conversations import bot.broadcasts, which imports this module.
-    from bot.conversations.checkin import begin_checkin
+    from bot.conversations.checkin import begin_checkins
 
     if scheduled_for.tzinfo is None:
         raise ValueError("scheduled_for must be timezone-aware")
@@ -142,20 +142,8 @@ def open_round(session: Session, settings: Settings, cohort: Cohort, scheduled_f
         return None
     waiting_until = None if ignore_quiet_hours else quiet_hours_end(
         now, settings.quiet_window, _zone(cohort))
-    graduates = session.scalars(
-        select(Graduate)
-        .where(Graduate.cohort_id == cohort.id, Graduate.active.is_(True),
-               Graduate.opted_out.is_(False))
-        .order_by(Graduate.id)).all()
-    prompts = 0
-    for graduate in graduates:
-        message = begin_checkin(session, settings, graduate, round_)
-        if message is None:
-            continue
-        prompts += 1
-        if waiting_until is not None:
-            message.next_attempt_at = waiting_until
-    session.flush()
+    session.flush()  # the reports and prompts below go in as sets, without the ORM
+    prompts = begin_checkins(session, settings, round_, not_before=waiting_until)
     return RoundStarted(cohort=cohort, round=round_, prompts=prompts, waiting_until=waiting_until)
 
 
