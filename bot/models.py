@@ -211,6 +211,10 @@ class ProgressReport(Base):
               postgresql_where=text("employment_status IS NOT NULL")),
         # Response rates and ratings per round.
         Index("ix_progress_reports_round_answers", "round_id", "responded_at", "skill_rating"),
+        # The dashboard's call list of replies not understood reads only these few.
+        Index("ix_progress_reports_not_understood", "graduate_id",
+              sqlite_where=text("not_understood = 1"),
+              postgresql_where=text("not_understood = true")),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     round_id: Mapped[int] = mapped_column(ForeignKey("checkin_rounds.id"))

@@ -64,14 +64,11 @@ def dmy(value: date | datetime | None, zone: tzinfo | None = None) -> str:
 
 
 def parse_dmy(text: str) -> date:
-    """'31/01/2025' (or '31-01-2025', '2025-01-31') as a date; ValueError naming the format."""
-    text = text.strip()
-    for fmt in (DATE_FORMAT, "%d-%m-%Y", "%d.%m.%Y", "%Y-%m-%d"):
-        try:
-            return datetime.strptime(text, fmt).date()
-        except ValueError:
-            continue
-    raise ValueError(f"{text!r} is not a date like 31/01/2025 (dd/mm/yyyy)")
+    """'31/01/2025' (or '31-01-2025', '31.01.2025', '2025-01-31') as a date; ValueError
+    otherwise (``bot.staff.formats.parse_date``, the console's one date reader)."""
+    from bot.staff.formats import parse_date
+
+    return parse_date(text)
 
 
 def texts(language: str) -> dict[str, str]:
@@ -133,7 +130,7 @@ def rows(session: Session, filters: Mapping[str, Any] | None = None, *, language
             yield [r[0], r[1], r[2], r[3], r[4], scheduled.date() if scheduled else None,
                    words.get(f"outcomes.report_{r[6]}", r[6]), local(r[7]),
                    status_word(r[8], language) or None,
-                   words.get(f"outcomes.read_{how}") if r[8] and how else None,
+                   words.get(f"graduate.how.{how}") if r[8] and how else None,
                    r[9] or None, r[16] or None, yes_no(r[10]), r[11],
                    (r[12] or "").strip() or None, yes_no(r[13]), local(r[14]),
                    *(_replies(raw.get(q)) for q in QUESTIONS)]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -247,14 +247,11 @@ def _check_row(line: int, v: dict[str, str], problems: list[ImportProblem]) -> R
 def _training_date(text: str) -> date | None:
     """dd/mm/yyyy as typed (also dd-mm-yyyy, dd.mm.yyyy), or an Excel date cell (which
     arrives as '2025-01-31 00:00:00'); None when empty."""
+    from bot.staff.formats import parse_date
+
     if not text:
         return None
-    for fmt in ("%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"):
-        try:
-            return datetime.strptime(text, fmt).date()
-        except ValueError:
-            continue
-    raise ValueError(text)
+    return parse_date(text.removesuffix(" 00:00:00"))
 
 
 # --- importing ----------------------------------------------------------------------------

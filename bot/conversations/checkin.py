@@ -50,6 +50,7 @@ from sqlalchemy.orm import Session
 from bot.catalog import text
 from bot.config import Settings
 from bot.conversations.turn import CHECKIN_FLOW, Turn
+from bot.learning import learned_meanings, record_unplaced
 from bot.models import (
     READ_BUTTON,
     READ_FOLLOWUP,
@@ -153,8 +154,9 @@ def _after_status(report: ProgressReport, reading: Reading, how: str,
     if status == EMPLOYED:
         if reading.title and not report.job_title:
             report.job_title = reading.title
-        if reading.detail and read_place(reading.detail).specific:
-            _set(report, "employer", read_place(reading.detail).name or reading.detail, how)
+        place = read_place(reading.detail) if reading.detail else None
+        if place is not None and place.specific:
+            _set(report, "employer", place.name or reading.detail, how)
             return ASK_USES_SKILL
         return ASK_EMPLOYER
     if status == SELF_EMPLOYED:
@@ -372,19 +374,7 @@ def ask_again(turn: Turn, *, interrupted: bool = False) -> bool:
     return True
 
 
-def _learned(turn: Turn) -> Mapping[str, Mapping[str, str]]:
-    try:
-        from bot.learning import learned_meanings
-    except ImportError:  # pragma: no cover - the learning page is optional
-        return {}
-    return learned_meanings(turn.session)
-
-
 def _record_miss(turn: Turn, report: ProgressReport, question: Question) -> None:
-    try:
-        from bot.learning import record_unplaced
-    except ImportError:  # pragma: no cover
-        return
     record_unplaced(turn.session, graduate_id=turn.graduate.id, report_id=report.id,
                     message_id=turn.inbound.id if turn.inbound is not None else None,
                     question=question.key, text=turn.text, now=turn.now)
@@ -417,7 +407,7 @@ def handle_reply(turn: Turn) -> bool:
             return True
         conversation.state, conversation.misses = state, 0
         question = STATES[state]
-    ctx = Context(learned=_learned(turn), data=dict(conversation.data or {}),
+    ctx = Context(learned=learned_meanings(turn.session), data=dict(conversation.data or {}),
                   button=bool(turn.inbound is not None and (turn.inbound.meta or {}).get(
                       "button_payload")))
 

@@ -126,9 +126,12 @@ def interest_without_keyword(turn: Turn) -> bool:
     other words ("sy minat kak J9UJ3"), "minat" right after openings, or "mau kak" right
     after one. Records it (``record_interest``) and returns True; False otherwise."""
     interest = read_interest(turn.text)
-    job = find_job(turn, interest.codes)
-    if job is not None and (interest.says_interest or interest.soft or
-                            len(interest.codes) <= 3):
+    # Only a message that says "minat", or that is short and holds a token which is no word
+    # Kabar knows, is looked up: every other reply reaches its question without a query.
+    codes = interest.codes if interest.says_interest else (
+        interest.typed_codes if len(interest.codes) <= 3 else ())
+    job = find_job(turn, codes)
+    if job is not None:
         _interested(turn, job, named=False)
         return True
     if interest.says_interest:

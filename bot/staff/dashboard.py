@@ -26,7 +26,7 @@ from datetime import date, datetime, timedelta
 
 from flask import abort, render_template, request
 from flask_login import current_user, login_required
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, case, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from bot import get_db
@@ -312,7 +312,7 @@ def not_understood_list(session: Session, scope: Scope) -> list:
         .join(CheckInRound, CheckInRound.id == ProgressReport.round_id)
         .join(Graduate, Graduate.id == ProgressReport.graduate_id)
         .join(Cohort, Cohort.id == Graduate.cohort_id)
-        .where(ProgressReport.not_understood.is_(True),
+        .where(ProgressReport.not_understood == true(),  # as the partial index reads it
                ProgressReport.employment_status.is_(None),
                Graduate.active.is_(True), Graduate.opted_out.is_(False),
                scope.on(Graduate.cohort_id),

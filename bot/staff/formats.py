@@ -3,7 +3,8 @@
 A date is ``dd/mm/yyyy`` and a time ``dd/mm/yyyy HH:MM`` in the office's time zone
 (``app.timezone``), in both languages; a decimal number has a comma in Indonesian (``3,5``)
 and a point in English. ``parse_date`` reads what people type: ``dd/mm/yyyy`` (or with ``-``
-or ``.``) and ISO ``yyyy-mm-dd``; the CLI uses it too.
+or ``.``) and ISO ``yyyy-mm-dd``; the CLI, the reports' filters and the roster's training
+dates use it too.
 
 Message kinds, statuses and directions have their names here too (``kind_label`` …, texts in
 ``text/<lang>/labels.toml``). All of these are template globals of every page.

@@ -153,8 +153,11 @@ def int_arg(name: str) -> int | None:
     return number
 
 
-def _date_arg(name: str, errors: list[str]) -> date | None:
-    value = (request.args.get(name) or "").strip()
+def date_arg(name: str, errors: list[str], bad: str = "replylog.bad_date") -> date | None:
+    """A day typed in the query string (dd/mm/yyyy or ISO); None when absent, or when it is
+    no date or outside the years a filter can use (year 1 or 9999 overflow as a local
+    time), with the console text ``bad`` added to ``errors``."""
+    value = (request.args.get(name) or "").strip()[:40]
     if not value:
         return None
     try:
@@ -162,7 +165,7 @@ def _date_arg(name: str, errors: list[str]) -> date | None:
     except ValueError:
         day = None
     if day is None or not in_date_range(day):
-        errors.append(t("replylog.bad_date", value=value))
+        errors.append(t(bad, value=value))
         return None
     return day
 
@@ -185,8 +188,8 @@ def read_filters(session) -> tuple[LogFilters, list[str]]:
     status = request.args.get("status", "")
     f.status = status if status in STATUSES else ""
     f.text = " ".join((request.args.get("q") or "").split())[:MAX_TEXT]
-    f.date_from = _date_arg("from", errors)
-    f.date_to = _date_arg("to", errors)
+    f.date_from = date_arg("from", errors)
+    f.date_to = date_arg("to", errors)
     if f.date_from and f.date_to and f.date_to < f.date_from:
         errors.append(t("replylog.dates_reversed"))
         f.date_from, f.date_to = f.date_to, f.date_from

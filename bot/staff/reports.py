@@ -24,7 +24,6 @@ from sqlalchemy import func, select
 
 from bot import get_db, get_settings
 from bot.auditing import record
-from bot.cleaning import in_date_range
 from bot.config import LOGO_TYPES
 from bot.exports import _filter
 from bot.models import CheckInRound, Cohort, Institution, ProgressReport, audit
@@ -32,7 +31,7 @@ from bot.outcomes import dmy, parse_dmy
 from bot.staff import bp
 from bot.staff.auth import cohort_or_404
 from bot.staff.i18n import current_language, t
-from bot.staff.replylog import MIMETYPES, cohort_choices, int_arg, scoped_period
+from bot.staff.replylog import MIMETYPES, cohort_choices, date_arg, int_arg, scoped_period
 
 
 @dataclass
@@ -48,20 +47,6 @@ class ReportFilters:
         return {k: v for k, v in values.items() if v is not None}
 
 
-def _date_arg(name: str, errors: list[str]) -> date | None:
-    value = (request.args.get(name) or "").strip()[:40]
-    if not value:
-        return None
-    try:
-        day = parse_dmy(value)
-    except ValueError:
-        day = None
-    if day is None or not in_date_range(day):  # year 1 or 9999 overflows as a local time
-        errors.append(t("outcomes.bad_date", value=value))
-        return None
-    return day
-
-
 def _institutions(session) -> list[Any]:
     stmt = select(Institution.id, Institution.name).order_by(Institution.name)
     if current_user.scope_institution_id is not None:
@@ -73,7 +58,8 @@ def read_filters(session) -> tuple[ReportFilters, list[str]]:
     """This request's filters, in the user's scope (a cohort or LPKS outside it: 404)."""
     errors: list[str] = []
     f = ReportFilters(institution_id=int_arg("institution_id"), cohort_id=int_arg("cohort_id"),
-                      date_from=_date_arg("from", errors), date_to=_date_arg("to", errors))
+                      date_from=date_arg("from", errors, "outcomes.bad_date"),
+                      date_to=date_arg("to", errors, "outcomes.bad_date"))
     scope = current_user.scope_institution_id
     if f.institution_id is not None:
         if session.get(Institution, f.institution_id) is None or (

@@ -31,9 +31,13 @@ def upgrade() -> None:
                                                 server_default='0', nullable=False))
     op.add_column('graduates', sa.Column('answer_guessed', sa.Boolean(), server_default='0',
                                          nullable=False))
+    op.create_index('ix_progress_reports_not_understood', 'progress_reports', ['graduate_id'],
+                    sqlite_where=sa.text('not_understood = 1'),
+                    postgresql_where=sa.text('not_understood = true'))
 
 
 def downgrade() -> None:
+    op.drop_index('ix_progress_reports_not_understood', table_name='progress_reports')
     with op.batch_alter_table('graduates') as batch:
         batch.drop_column('answer_guessed')
     with op.batch_alter_table('progress_reports') as batch:
