@@ -528,6 +528,25 @@ class ErasedNumber(Base):
     erased_by: Mapped[str] = mapped_column(String(200))
 
 
+class Process(Base):
+    """A running Kabar process that reports itself: a dispatcher or a scheduler (``bot.processes``).
+
+    Each writes ``beat_at`` every few seconds; ``role`` says what it does now ("leader" or
+    "standby" for a scheduler, "sending" or "idle" for a dispatcher) and ``detail`` carries its
+    figures (messages sent, in flight). Rows not beaten for long are old and are pruned.
+    """
+
+    __tablename__ = "processes"
+    name: Mapped[str] = mapped_column(String(120), primary_key=True)  # host:pid:random
+    kind: Mapped[str] = mapped_column(String(20), index=True)  # dispatcher, scheduler
+    host: Mapped[str] = mapped_column(String(100))
+    pid: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(20), default="")
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    beat_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
 def audit(session, actor: str, action: str, **detail: Any) -> AuditLog:
     """Add an audit entry to ``session`` (committed with the change it records)."""
     entry = AuditLog(actor=actor, action=action, detail=detail)
