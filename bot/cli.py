@@ -425,7 +425,11 @@ def serve(ctx: Context, host: str, port: int) -> None:
 @click.option("--no-dispatch", is_flag=True, help="Do not run the outbox dispatcher here.")
 @pass_ctx
 def scheduler_cmd(ctx: Context, no_dispatch: bool) -> None:
-    """Run the scheduler: check-in rounds per cohort, reminders, expiry (and the dispatcher)."""
+    """Run the scheduler: check-in rounds per cohort, reminders, expiry (and the dispatcher).
+
+    Several may run against one database: one leads, the others stand by and take over within
+    seconds when it stops or dies.
+    """
     from scheduler.service import run_scheduler
 
     _ensure_schema(ctx)
