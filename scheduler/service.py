@@ -337,12 +337,21 @@ class SchedulerNode:
     # --- the loop ---------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        watchdog = threading.Thread(target=self._watch, args=(stop,), name="scheduler-watchdog",
-                                    daemon=True)
-        watchdog.start()
+        """Stand by, lead, beat, until ``stop``; then stop the jobs, release, forget the row.
+
+        Three threads, so that none waits on another: this one takes and confirms the lock,
+        a heartbeat thread writes the row (it may wait on a busy database without delaying a
+        confirmation), and a watchdog stops the jobs when confirmations stop coming.
+        """
+        helpers = [threading.Thread(target=self._watch, args=(stop,), name="scheduler-watchdog",
+                                    daemon=True),
+                   threading.Thread(target=self._beat_loop, args=(stop,),
+                                    name="scheduler-heartbeat", daemon=True)]
+        for helper in helpers:
+            helper.start()
         log.info("scheduler %s: standing by until it holds the %s", self.name,
                  self.lock.description)
-        next_try = next_confirm = next_beat = 0.0
+        next_try = next_confirm = 0.0
         told_holder = None
         try:
             while not stop.is_set():
@@ -356,7 +365,6 @@ class SchedulerNode:
                             self.state.holding = True
                             self._take_over(stop)
                             next_confirm = time.monotonic() + self.timings.confirm.total_seconds()
-                            next_beat = 0.0
                         else:
                             holder = getattr(self.lock, "holder", lambda: None)()
                             if holder != told_holder:
@@ -369,11 +377,6 @@ class SchedulerNode:
                         self.state.confirmed = time.monotonic()
                     else:
                         self._step_down(f"it no longer holds the {self.lock.description}")
-                if time.monotonic() >= next_beat:
-                    next_beat = time.monotonic() + self.timings.beat.total_seconds()
-                    self.beat()
-                    if self.role == LEADER:
-                        self._prune_daily()
                 stop.wait(0.1)
         finally:
             self._step_down(None, wait=True)
@@ -381,8 +384,18 @@ class SchedulerNode:
             dispose = getattr(self.lock, "dispose", None)
             if dispose is not None:
                 dispose()
+            for helper in helpers:
+                helper.join(timeout=10)
             processes.forget(self.db, self.name)
             log.info("scheduler %s: stopped", self.name)
+
+    def _beat_loop(self, stop: threading.Event) -> None:
+        while True:
+            self.beat()
+            if self.role == LEADER:
+                self._prune_daily()
+            if stop.wait(self.timings.beat.total_seconds()):
+                return
 
     def _watch(self, stop: threading.Event) -> None:
         limit = self.timings.step_down_after.total_seconds()
@@ -417,6 +430,7 @@ class SchedulerNode:
         try:
             jobs.configure(self.settings, self.db, clock=self.clock)
             self._recover(previous)
+            self._mark_replaced([p.name for p in previous])
             executor = RecordingExecutor(self._run_started, self._run_ended)
             scheduler = build_scheduler(self.settings, self.db,
                                         scheduler_cls=BackgroundScheduler,
@@ -442,8 +456,8 @@ class SchedulerNode:
             self._release()
             return
         log.info("scheduler %s: leading (%s)", self.name, self.lock.description)
+        self.beat()  # say so now, not at the next regular beat
         _log_started(scheduler, counts)
-        self._mark_replaced([p.name for p in previous])
 
     def _step_down(self, reason: str | None, wait: bool = False) -> None:
         """Stop the jobs (at once, unless ``wait``) and become a standby."""
@@ -458,6 +472,7 @@ class SchedulerNode:
             scheduler.shutdown(wait=wait)
         if reason:
             log.error("scheduler %s: stopped leading: %s; standing by", self.name, reason)
+            self.beat()
         else:
             log.info("scheduler %s: stopped leading", self.name)
 
