@@ -89,6 +89,8 @@ run_dispatcher = true
 [dispatch]
 rate_per_second = 1000.0
 poll_interval_seconds = 0.05
+# A row the killed leader's dispatcher had in flight is checked and sent again after this.
+claim_lease_seconds = 2.0
 """, encoding="utf-8")
     return path
 
@@ -180,7 +182,8 @@ def test_the_standby_takes_over_after_a_kill_and_nothing_runs_twice(tmp_path, db
         def all_out():
             return not count(db, select(func.count()).select_from(Message).where(
                 Message.status.in_(("pending", "sending"))))
-        wait_for(all_out, timeout=30, message="the dispatchers to send everything")
+        wait_for(all_out, timeout=60, interval=0.1,
+                 message="the dispatchers to send everything (the killed one's rows too)")
         # The killed leader's row is marked replaced; the new one's shows its next job.
         assert role_of(db, a.pid) == REPLACED
         assert row_of(db, b.pid).detail["next_job"]["id"] in (checkin_job_id(cohort_id),
