@@ -70,7 +70,7 @@ class PostgresLock:
             # stopped answering after about 5 + 3 × 3 s, releasing the lock for a standby.
             "-c tcp_keepalives_idle=5", "-c tcp_keepalives_interval=3",
             "-c tcp_keepalives_count=3",
-            "-c statement_timeout=5000", "-c idle_in_transaction_session_timeout=0",
+            "-c statement_timeout=5000",
         ])
         self.engine = create_engine(
             url, poolclass=NullPool, hide_parameters=True,

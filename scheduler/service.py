@@ -252,12 +252,35 @@ def _beat_while_running(scheduler: BaseScheduler, db: Database) -> None:
 
     def beat_loop() -> None:
         while not stopped.is_set():
-            processes.beat(db, name, "scheduler", LEADER, {"leading_since": since,
-                                                           "lock": "none (one process)"})
+            processes.beat(db, name, "scheduler", LEADER,
+                           {"leading_since": since, "lock": "none (one process)",
+                            "next_job": next_job(db, JOBSTORE_TABLE)})
             stopped.wait(processes.BEAT_EVERY.total_seconds())
 
     scheduler.add_listener(on_shutdown, EVENT_SCHEDULER_SHUTDOWN)
     threading.Thread(target=beat_loop, name="scheduler-heartbeat", daemon=True).start()
+
+
+def next_job(db: Database, tablename: str = JOBSTORE_TABLE) -> dict[str, str] | None:
+    """The job store's next job (id, name, when), read from its indexed table; None if none."""
+    store = table(tablename, column("id"), column("next_run_time"))
+    try:
+        with db.read_session() as session:
+            row = session.execute(select(store.c.id, store.c.next_run_time)
+                                  .where(store.c.next_run_time.is_not(None))
+                                  .order_by(store.c.next_run_time).limit(1)).first()
+            if row is None:
+                return None
+            job_id, when = row
+            name = FIXED_JOB_NAMES.get(job_id, job_id)
+            if job_id.startswith(CHECKIN_PREFIX):
+                cohort = session.get(Cohort, int(job_id.removeprefix(CHECKIN_PREFIX)))
+                name = f"check-in {cohort.name}" if cohort else job_id
+    except Exception:
+        log.debug("the next job is unknown", exc_info=True)
+        return None
+    at = datetime.fromtimestamp(float(when), tz=utcnow().tzinfo)
+    return {"id": job_id, "name": name, "at": at.isoformat()}
 
 
 @dataclass(frozen=True)
@@ -568,30 +591,10 @@ class SchedulerNode:
             detail: dict[str, Any]
             if role == LEADER:
                 detail = {"leading_since": since.isoformat(), "lock": self.lock.description,
-                          "next_job": self._next_job(), "running": runs}
+                          "next_job": next_job(self.db, self.tablename), "running": runs}
             else:
                 detail = {"standby_since": since.isoformat(), "lock": self.lock.description}
             return processes.beat(self.db, self.name, "scheduler", role, detail)
-
-    def _next_job(self) -> dict[str, str] | None:
-        store = table(self.tablename, column("id"), column("next_run_time"))
-        try:
-            with self.db.read_session() as session:
-                row = session.execute(select(store.c.id, store.c.next_run_time)
-                                      .where(store.c.next_run_time.is_not(None))
-                                      .order_by(store.c.next_run_time).limit(1)).first()
-                if row is None:
-                    return None
-                job_id, when = row
-                name = FIXED_JOB_NAMES.get(job_id, job_id)
-                if job_id.startswith(CHECKIN_PREFIX):
-                    cohort = session.get(Cohort, int(job_id.removeprefix(CHECKIN_PREFIX)))
-                    name = f"check-in {cohort.name}" if cohort else job_id
-        except Exception:
-            log.debug("scheduler %s: next job unknown", self.name, exc_info=True)
-            return None
-        at = datetime.fromtimestamp(float(when), tz=utcnow().tzinfo)
-        return {"id": job_id, "name": name, "at": at.isoformat()}
 
     def _prune_daily(self) -> None:
         now = time.monotonic()
