@@ -79,6 +79,10 @@ def create_app(settings: Settings | None = None, db: Database | None = None, *,
             log.error("/healthz: the database cannot be read: %s", exc)
             return {"status": UNAVAILABLE,
                     "reason": f"the database cannot be read ({type(exc).__name__})"}, 503
+        except Exception as exc:  # a health check answers, whatever broke
+            log.exception("/healthz: the health report failed")
+            return {"status": UNAVAILABLE,
+                    "reason": f"the health report failed ({type(exc).__name__})"}, 503
 
     return app
 

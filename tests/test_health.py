@@ -104,6 +104,12 @@ def test_healthz_is_degraded_without_a_leader_or_without_a_dispatcher_while_mess
     processes.beat(db, "send1:40:dddddddd", "dispatcher", "sending", {})
     processes.beat(db, "web1:10:aaaaaaaa", "scheduler", LEADER, {})
     assert client.get("/healthz").get_json()["status"] == "ok"
+    # Two schedulers that both say they lead: something is wrong (two lock files, say).
+    processes.beat(db, "web2:20:bbbbbbbb", "scheduler", LEADER, {})
+    found = client.get("/healthz").get_json()
+    assert found["status"] == "degraded"
+    assert found["problems"][0].startswith("2 schedulers say they lead: ")
+    assert found["scheduler"]["leader"]["name"] == "web2:20:bbbbbbbb"  # the latest beat
 
 
 def test_healthz_shows_a_running_scheduler_process_and_its_next_job(client, db, settings):
