@@ -67,9 +67,22 @@ def create_app(settings: Settings | None = None, db: Database | None = None, *,
 
     @app.get("/healthz")
     def healthz():
-        from bot.inbox import backlog
+        """The health report (``bot.health``): 200 "ok" or "degraded", 503 without a database."""
+        from sqlalchemy.exc import SQLAlchemyError
 
-        return {"status": "ok", "inbox_waiting": backlog(get_db().engine)}
+        from bot.health import UNAVAILABLE, report
+
+        try:
+            return report(get_db(),
+                          lease_seconds=get_settings().dispatch.claim_lease_seconds)
+        except SQLAlchemyError as exc:
+            log.error("/healthz: the database cannot be read: %s", exc)
+            return {"status": UNAVAILABLE,
+                    "reason": f"the database cannot be read ({type(exc).__name__})"}, 503
+        except Exception as exc:  # a health check answers, whatever broke
+            log.exception("/healthz: the health report failed")
+            return {"status": UNAVAILABLE,
+                    "reason": f"the health report failed ({type(exc).__name__})"}, 503
 
     return app
 

@@ -425,12 +425,94 @@ def serve(ctx: Context, host: str, port: int) -> None:
 @click.option("--no-dispatch", is_flag=True, help="Do not run the outbox dispatcher here.")
 @pass_ctx
 def scheduler_cmd(ctx: Context, no_dispatch: bool) -> None:
-    """Run the scheduler: check-in rounds per cohort, reminders, expiry (and the dispatcher)."""
+    """Run the scheduler: check-in rounds per cohort, reminders, expiry (and the dispatcher).
+
+    Several may run against one database: one leads, the others stand by and take over within
+    seconds when it stops or dies.
+    """
     from scheduler.service import run_scheduler
 
     _ensure_schema(ctx)
     run_scheduler(ctx.settings, ctx.db, run_dispatcher=not no_dispatch
                   and ctx.settings.scheduler.run_dispatcher)
+
+
+@main.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print the /healthz report as JSON.")
+@pass_ctx
+def status_cmd(ctx: Context, as_json: bool) -> None:
+    """Show the scheduler leader and standbys, dispatchers and backlogs (as /healthz).
+
+    Exit status: 0 ok, 1 degraded (the reasons are listed), 2 the database cannot be read.
+    """
+    import json
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.health import OK, UNAVAILABLE, report
+
+    try:
+        found = report(ctx.db, lease_seconds=ctx.settings.dispatch.claim_lease_seconds)
+    except SQLAlchemyError as exc:
+        reason = (f"the database at {_safe_url(ctx.settings.database.url)} cannot be read "
+                  f"({type(exc).__name__}: {str(exc).splitlines()[0]})")
+        if as_json:
+            click.echo(json.dumps({"status": UNAVAILABLE, "reason": reason}, indent=2))
+        else:
+            click.echo(f"Kabar: {UNAVAILABLE}: {reason}", err=True)
+        sys.exit(2)
+    if as_json:
+        click.echo(json.dumps(found, indent=2, ensure_ascii=False))
+    else:
+        click.echo(_status_text(found))
+    sys.exit(0 if found["status"] == OK else 1)
+
+
+def _status_text(found: dict) -> str:
+    """The health report for a terminal."""
+    lines = [f"Kabar: {found['status']}"]
+    lines += [f"  ! {problem}" for problem in found["problems"]]
+    lines.append("scheduler")
+    lead = found["scheduler"]["leader"]
+    if lead:
+        nxt = lead.get("next_job")
+        lines.append(f"  leader   {lead['name']}  since {_when(lead['since'])}, "
+                     f"last beat {lead['seconds_since_beat']:.0f} s ago"
+                     + (f", next: {nxt['name']} at {_when(nxt['at'])}" if nxt else ""))
+        for run in lead.get("running") or []:
+            lines.append(f"           running {run['job']} (fire time {_when(run['at'])})")
+    else:
+        lines.append("  leader   none")
+    for standby in found["scheduler"]["standbys"]:
+        lines.append(f"  standby  {standby['name']}  since {_when(standby['since'])}, "
+                     f"last beat {standby['seconds_since_beat']:.0f} s ago")
+    if not found["scheduler"]["standbys"]:
+        lines.append("  standby  none")
+    lines.append("dispatchers")
+    for d in found["dispatchers"]:
+        figures = ", ".join(f"{k} {v}" for k, v in (d.get("detail") or {}).items())
+        lines.append(f"  {d['name']}  {d['role'] or '-'}  "
+                     f"{'alive' if d['alive'] else 'GONE'}, last beat "
+                     f"{d['seconds_since_beat']:.0f} s ago" + (f"  ({figures})" if figures else ""))
+    if not found["dispatchers"]:
+        lines.append("  none reported")
+    out = found["outbox"]
+    oldest = out["oldest_due_seconds"]
+    lines.append("outbox")
+    lines.append(f"  due now {out['due_now']}"
+                 + (f" (oldest waiting {oldest:.0f} s)" if oldest is not None else "")
+                 + f", sending {out['sending']}, unsettled {out['unsettled']}")
+    lines.append("inbox")
+    lines.append(f"  waiting {found['inbox_waiting']}")
+    return "\n".join(lines)
+
+
+def _when(iso: str | None) -> str:
+    if not iso:
+        return "?"
+    from datetime import datetime
+
+    return f"{datetime.fromisoformat(iso):%Y-%m-%d %H:%M:%S %Z}"
 
 
 @main.command()

@@ -50,11 +50,12 @@ def context() -> JobContext:
     return _context
 
 
-def run_checkin(cohort_id: int) -> int:
+def run_checkin(cohort_id: int, at: datetime | None = None) -> int:
     """Start the cohort's round for its latest fire time; the number of prompts (0 if it ran).
 
     The round is stamped with the fire time, not the run time, so a duplicate or late run of
-    the same fire time finds the round already there and sends nothing.
+    the same fire time finds the round already there and sends nothing. ``at``: the fire time
+    as of that moment instead of now (a run a dead scheduler left unfinished, run again).
     """
     from bot.checkins import latest_fire_time, open_round, round_label
     from bot.models import Cohort
@@ -68,7 +69,7 @@ def run_checkin(cohort_id: int) -> int:
                      "reconcile)", cohort_id)
             return 0
         cron = cohort.checkin_schedule or ctx.settings.scheduler.default_checkin
-        scheduled_for = latest_fire_time(cron, cohort.timezone, now)
+        scheduled_for = latest_fire_time(cron, cohort.timezone, at or now)
         started = open_round(session, ctx.settings, cohort, scheduled_for, trigger="schedule",
                              now=now)
         if started is None:

@@ -32,7 +32,7 @@ def test_the_webhook_only_records_and_answers_at_once(queued_app, settings, db):
     for body in ("1", "konveksi Bu Siti", "iya"):
         assert post_signed(client, settings, twilio_form(phone, body)).status_code == 200
     assert backlog(db.engine) == 3
-    assert client.get("/healthz").get_json() == {"status": "ok", "inbox_waiting": 3}
+    assert client.get("/healthz").get_json()["inbox_waiting"] == 3
     with db.session() as s:
         assert s.scalar(select(func.count()).select_from(Message).where(
             Message.direction == OUTBOUND, Message.kind == "reply")) == 0
