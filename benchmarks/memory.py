@@ -1,7 +1,7 @@
 """Peak memory of each Kabar process on a big database (100,000 graduates, 1,000,000 messages).
 
     python benchmarks/memory.py --database-url URL [--graduates 100000] [--messages 1000000]
-                                [--budget-mb 300] [--dispatch-messages 20000] [--skip TEXT]
+                                [--budget-mb 300] [--dispatch-messages 5000] [--skip TEXT]
 
 Each process is a real one, started as a deployment starts it, with one configuration file
 (written to a temporary folder: the database, the Twilio transport pointed at the loopback
@@ -93,6 +93,15 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def log_tail(process) -> str:
+    """The last lines a process wrote (its output goes to a file named in ``process.args``)."""
+    path = getattr(process, "kabar_log", None)
+    if path is None or not Path(path).exists():
+        return ""
+    lines = Path(path).read_text(errors="replace").splitlines()[-15:]
+    return "\n    " + "\n    ".join(lines) if lines else ""
+
+
 def wait_until(condition, timeout: float, what: str, interval: float = 0.5, process=None):
     deadline = time.monotonic() + timeout
     while True:
@@ -100,7 +109,8 @@ def wait_until(condition, timeout: float, what: str, interval: float = 0.5, proc
         if result:
             return result
         if process is not None and process.poll() is not None:
-            raise HarnessError(f"{what}: the process exited with {process.returncode}")
+            raise HarnessError(f"{what}: the process exited with {process.returncode}"
+                               + log_tail(process))
         if time.monotonic() > deadline:
             raise HarnessError(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(interval)
@@ -150,6 +160,7 @@ def measure_web(folder: Path, env: dict, url: str, db, log) -> dict:
         [str(VENV_BIN / "gunicorn"), "-w", "1", "-k", "sync", "-b", f"127.0.0.1:{port}",
          "--timeout", "900", "bot:create_app()"],
         cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT)
+    process.kabar_log = folder / "gunicorn.log"
     base = f"http://127.0.0.1:{port}"
     http = requests.Session()
 
@@ -234,6 +245,7 @@ def measure_scheduler(folder: Path, env: dict, config: Path, sections: dict, db,
     out = (folder / "scheduler.log").open("w")
     process = subprocess.Popen([str(VENV_BIN / "kabar"), "scheduler", "--no-dispatch"],
                                cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT)
+    process.kabar_log = folder / "scheduler.log"
     try:
         time.sleep(2)
         start = proc_status(process.pid)
@@ -251,7 +263,8 @@ def measure_scheduler(folder: Path, env: dict, config: Path, sections: dict, db,
         deadline = time.monotonic() + timeout + (fire - local_now).total_seconds()
         while True:
             if process.poll() is not None:
-                raise HarnessError(f"the scheduler exited with {process.returncode}")
+                raise HarnessError(f"the scheduler exited with {process.returncode}"
+                                   + log_tail(process))
             count = prompts()
             if count != last:
                 now = proc_status(process.pid)
@@ -277,6 +290,7 @@ def measure_dispatcher(folder: Path, env: dict, fake, wanted: int, timeout: floa
     out = (folder / "dispatch.log").open("w")
     process = subprocess.Popen([str(VENV_BIN / "kabar"), "dispatch"], cwd=folder, env=env,
                                stdout=out, stderr=subprocess.STDOUT)
+    process.kabar_log = folder / "dispatch.log"
     try:
         time.sleep(2)
         start = proc_status(process.pid)
@@ -284,7 +298,8 @@ def measure_dispatcher(folder: Path, env: dict, fake, wanted: int, timeout: floa
         last = 0.0
         while fake.accepted_count() < wanted:
             if process.poll() is not None:
-                raise HarnessError(f"the dispatcher exited with {process.returncode}")
+                raise HarnessError(f"the dispatcher exited with {process.returncode}"
+                                   + log_tail(process))
             if time.monotonic() - started > timeout:
                 break
             if time.monotonic() - last > 10:
@@ -317,8 +332,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="messages when filling an empty database (1000000)")
     parser.add_argument("--budget-mb", type=float, default=300.0,
                         help="peak resident memory each process must stay under (300)")
-    parser.add_argument("--dispatch-messages", type=int, default=20_000,
-                        help="messages the dispatcher sends before it is measured (20000)")
+    parser.add_argument("--dispatch-messages", type=int, default=5_000,
+                        help="messages the dispatcher sends before it is measured (5000)")
     parser.add_argument("--dispatch-seconds", type=float, default=300.0,
                         help="at most this long sending (300)")
     parser.add_argument("--dispatch-rate", type=float, default=1000.0,

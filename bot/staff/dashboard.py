@@ -258,7 +258,8 @@ def needs_help_list(session: Session, scope: Scope) -> list:
         .select_from(Graduate)
         .join(ProgressReport, ProgressReport.id == Graduate.help_report_id)
         .join(Cohort, Cohort.id == Graduate.cohort_id)
-        .where(Graduate.active.is_(True), scope.on(Graduate.cohort_id))
+        .where(Graduate.help_report_id.is_not(None),  # as ix_graduates_help_report reads
+               Graduate.active.is_(True), scope.on(Graduate.cohort_id))
         .order_by(Graduate.help_report_id.desc()).limit(LIST_LIMIT)).all()
 
 
