@@ -77,7 +77,7 @@ class Scope:
         return column.is_not(None)
 
 
-@dataclass
+@dataclass(slots=True)
 class Figures:
     """The numbers of one cohort, one institution or everything in scope."""
 
@@ -141,9 +141,15 @@ def _latest_rounds(scope: Scope):
 
 def cohort_figures(session: Session, scope: Scope) -> dict[int, Figures]:
     """Figures per cohort in scope (every cohort, even one with no graduates yet)."""
-    figures = {row.id: Figures(label=row.name, cohort_id=row.id,
-                               institution_id=row.institution_id)
-               for row in session.execute(
+    connection = session.connection()
+
+    def rows(stmt) -> list:
+        """All rows at once, as plain tuples (Core, not the ORM's loading): thousands of
+        cohorts and rounds in a province."""
+        return connection.execute(stmt).all()
+
+    figures = {cohort_id: Figures(label=name, cohort_id=cohort_id, institution_id=institution_id)
+               for cohort_id, name, institution_id in rows(
                    select(Cohort.id, Cohort.name, Cohort.institution_id)
                    .where(scope.on(Cohort.id)).order_by(Cohort.name))}
     status, skill = Graduate.answer_status, Graduate.answer_uses_skill
@@ -151,7 +157,7 @@ def cohort_figures(session: Session, scope: Scope) -> dict[int, Figures]:
         status = case((Graduate.answer_guessed.is_(True), None), else_=status)
     employed = status == "employed"
     # One row per cohort with a count per status: no sorting of every graduate's row.
-    for cohort_id, total, out, *by_status, uses, other, helped in session.execute(
+    for cohort_id, total, out, *by_status, uses, other, helped in rows(
             select(Graduate.cohort_id, func.count(), count_if(Graduate.opted_out.is_(True)),
                    *(count_if(status == s) for s in EMPLOYMENT_STATUSES),
                    count_if(and_(employed, skill.is_(True))),
@@ -168,7 +174,7 @@ def cohort_figures(session: Session, scope: Scope) -> dict[int, Figures]:
         f.statuses["unknown"] = total - sum(by_status)
     rounds, on_latest = _latest_rounds(scope)
     latest: dict[int, Figures] = {}  # round id -> its cohort's figures
-    for round_id, cohort_id, at, prompted, responded in session.execute(
+    for round_id, cohort_id, at, prompted, responded in rows(
             select(CheckInRound.id, CheckInRound.cohort_id, CheckInRound.scheduled_for,
                    CheckInRound.prompted, CheckInRound.responded)
             .join(rounds, on_latest)):
@@ -185,7 +191,7 @@ def cohort_figures(session: Session, scope: Scope) -> dict[int, Figures]:
                           ProgressReport.responded_at.is_(None)))
     if len(latest) <= FEW_ROUNDS:
         unreachable = unreachable.where(ProgressReport.round_id.in_(list(latest)))
-    for (round_id,) in session.execute(unreachable):
+    for (round_id,) in rows(unreachable):
         if round_id in latest:
             latest[round_id].silent -= 1
     return figures
@@ -389,10 +395,13 @@ def roll_up(per_cohort: dict[int, Figures],
     total = Figures(label=t("dashboard.all"))
     institutions: dict[int, Figures] = {}
     for f in per_cohort.values():
-        institution = institutions.setdefault(f.institution_id, Figures(
-            label=names.get(f.institution_id, "?"), institution_id=f.institution_id))
+        institution = institutions.get(f.institution_id)
+        if institution is None:
+            institution = institutions[f.institution_id] = Figures(
+                label=names.get(f.institution_id, "?"), institution_id=f.institution_id)
         institution.add(f)
-        total.add(f)
+    for institution in institutions.values():
+        total.add(institution)
     return total, sorted(institutions.values(), key=lambda f: f.label)
 
 
@@ -400,13 +409,14 @@ def _cohort_options(session: Session, institution_ids: list[int],
                     scope: Scope) -> tuple[dict[int, list], bool]:
     """Cohorts for the filter, per institution; with very many only the chosen institution's
     (and True when an institution must be chosen first)."""
-    rows = session.execute(select(Cohort.id, Cohort.name, Cohort.institution_id)
-                           .where(Cohort.institution_id.in_(institution_ids))
-                           .order_by(Cohort.name)).all()
+    stmt = (select(Cohort.id, Cohort.name, Cohort.institution_id)
+            .where(Cohort.institution_id.in_(institution_ids)).order_by(Cohort.name))
     choose_first = False
-    if len(rows) > COHORT_ROWS_MAX:
-        rows = [row for row in rows if row.institution_id == scope.institution_id]
+    if session.scalar(select(func.count()).select_from(Cohort)
+                      .where(Cohort.institution_id.in_(institution_ids))) > COHORT_ROWS_MAX:
+        stmt = stmt.where(Cohort.institution_id == scope.institution_id)
         choose_first = scope.institution_id is None
+    rows = session.execute(stmt).all()
     options: dict[int, list] = defaultdict(list)
     for row in rows:
         options[row.institution_id].append(row)
