@@ -26,7 +26,7 @@ from datetime import date, datetime, timedelta
 
 from flask import abort, render_template, request
 from flask_login import current_user, login_required
-from sqlalchemy import and_, case, func, or_, select, true
+from sqlalchemy import and_, any_, case, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from bot import get_db
@@ -185,13 +185,20 @@ def cohort_figures(session: Session, scope: Scope) -> dict[int, Figures]:
     # Nobody calls those who opted out (or left). There are few of them: their unanswered
     # reports are read starting from them (or, for a few cohorts, from those rounds), and
     # those of a latest round are taken off here.
-    unreachable = (select(ProgressReport.round_id)
-                   .join(Graduate, Graduate.id == ProgressReport.graduate_id)
-                   .where(or_(Graduate.opted_out.is_(True), Graduate.active.is_(False)),
-                          ProgressReport.responded_at.is_(None)))
+    gone = or_(Graduate.opted_out.is_(True), Graduate.active.is_(False))
+    unanswered = select(ProgressReport.round_id).where(ProgressReport.responded_at.is_(None))
     if len(latest) <= FEW_ROUNDS:
-        unreachable = unreachable.where(ProgressReport.round_id.in_(list(latest)))
-    for (round_id,) in rows(unreachable):
+        found = rows(unanswered.join(Graduate, Graduate.id == ProgressReport.graduate_id)
+                     .where(gone, ProgressReport.round_id.in_(list(latest))))
+    elif connection.dialect.name == "postgresql":
+        # Their ids as one array (ix_graduates_unreachable), then their reports by graduate:
+        # a join would read every report of every round to find these few.
+        found = rows(unanswered.where(ProgressReport.graduate_id == any_(
+            func.array(select(Graduate.id).where(gone).scalar_subquery()))))
+    else:
+        found = rows(unanswered.join(Graduate, Graduate.id == ProgressReport.graduate_id)
+                     .where(gone))
+    for (round_id,) in found:
         if round_id in latest:
             latest[round_id].silent -= 1
     return figures
