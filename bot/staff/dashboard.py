@@ -26,7 +26,7 @@ from datetime import date, datetime, timedelta
 
 from flask import abort, render_template, request
 from flask_login import current_user, login_required
-from sqlalchemy import and_, any_, case, func, or_, select, true
+from sqlalchemy import and_, any_, case, func, literal, or_, select, true
 from sqlalchemy.orm import Session
 
 from bot import get_db
@@ -174,8 +174,11 @@ def cohort_figures(session: Session, scope: Scope) -> dict[int, Figures]:
         f.statuses["unknown"] = total - sum(by_status)
     rounds, on_latest = _latest_rounds(scope)
     latest: dict[int, Figures] = {}  # round id -> its cohort's figures
+    # The round's time is shown only in the cohort rows, which a province has too many for.
+    at_column = (CheckInRound.scheduled_for if len(figures) <= COHORT_ROWS_MAX
+                 else literal(None).label("at"))
     for round_id, cohort_id, at, prompted, responded in rows(
-            select(CheckInRound.id, CheckInRound.cohort_id, CheckInRound.scheduled_for,
+            select(CheckInRound.id, CheckInRound.cohort_id, at_column,
                    CheckInRound.prompted, CheckInRound.responded)
             .join(rounds, on_latest)):
         if cohort_id in figures:
