@@ -227,7 +227,7 @@ def scheduler_config(fire: datetime) -> str:
 
 def measure_scheduler(folder: Path, env: dict, config: Path, sections: dict, db, log,
                       lead_seconds: float, timeout: float) -> dict:
-    from sqlalchemy import func, select
+    from sqlalchemy import func, select, text
 
     from bot.models import CheckInRound, Cohort, Graduate, Message
 
@@ -251,6 +251,28 @@ def measure_scheduler(folder: Path, env: dict, config: Path, sections: dict, db,
         start = proc_status(process.pid)
         log(f"  scheduler: {cohorts:,} cohorts, round at {fire:%H:%M} local "
             f"({(fire - local_now).total_seconds():.0f}s ahead) for {reachable:,} graduates")
+
+        def jobs() -> int:
+            with db.engine.connect() as conn:
+                return conn.execute(text("SELECT count(*) FROM apscheduler_jobs WHERE id LIKE "
+                                         "'checkin:%'")).scalar()
+
+        # Every cohort's job must be in the job store before the round's minute: a cron job
+        # added after it would next fire a year later.
+        loaded = -1
+        while datetime.now(ZONE) < fire:
+            if process.poll() is not None:
+                raise HarnessError(f"the scheduler exited with {process.returncode}"
+                                   + log_tail(process))
+            with contextlib.suppress(Exception):  # the table appears once the scheduler starts
+                loaded = jobs()
+            if loaded >= cohorts:
+                break
+            time.sleep(2)
+        if loaded < cohorts:
+            raise HarnessError(f"only {loaded:,} of {cohorts:,} cohort jobs were loaded by "
+                               f"{fire:%H:%M}: give --round-lead more than {lead_seconds:.0f}s")
+        log(f"  scheduler  {datetime.now(ZONE):%H:%M:%S}: {loaded:,} cohort jobs loaded")
 
         def prompts() -> int:
             with db.session() as session:
@@ -338,8 +360,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="at most this long sending (300)")
     parser.add_argument("--dispatch-rate", type=float, default=1000.0,
                         help="dispatch.rate_per_second (1000)")
-    parser.add_argument("--round-lead", type=float, default=90.0,
-                        help="seconds the scheduler gets to load its jobs before the round (90)")
+    parser.add_argument("--round-lead", type=float, default=300.0,
+                        help="seconds the scheduler gets to load its jobs before the round "
+                             "(300; 5,000 cohorts took 100-250 s on a busy 2-CPU machine)")
     parser.add_argument("--round-timeout", type=float, default=900.0,
                         help="seconds the round may take (900)")
     parser.add_argument("--skip", action="append", default=[], choices=("web", "scheduler",
