@@ -117,6 +117,17 @@ class Graduate(Base):
     """One alumnus, reachable on WhatsApp at ``phone`` (E.164)."""
 
     __tablename__ = "graduates"
+    __table_args__ = (
+        # The dashboard's needs-help list, newest request first, reads only those asking.
+        Index("ix_graduates_help_report", "help_report_id",
+              sqlite_where=text("help_report_id IS NOT NULL"),
+              postgresql_where=text("help_report_id IS NOT NULL")),
+        # The few nobody calls (opted out or left): the dashboard's opted-out list and its
+        # count of their unanswered prompts. The predicate is the one the queries write.
+        Index("ix_graduates_unreachable", "id",
+              sqlite_where=text("opted_out IS 1 OR active IS 0"),
+              postgresql_where=text("opted_out IS true OR active IS false")),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     cohort_id: Mapped[int | None] = mapped_column(ForeignKey("cohorts.id"), index=True)
     name: Mapped[str] = mapped_column(String(200))

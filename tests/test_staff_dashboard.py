@@ -255,3 +255,41 @@ def test_the_call_list_is_the_first_hundred_by_cohort_and_name(app, db):
     one = signed_in_client(app, db, "sari").get(f"/staff/dashboard?cohort={cohort_ids[0]}")
     assert figure(one.get_data(as_text=True), "not_answered") == str(
         sum(1 for name, *_ in expected if name == "Bordir 1"))
+
+
+@pytest.mark.parametrize("few_rounds", [100, 0], ids=["latest rounds by id", "many rounds"])
+def test_nobody_counts_as_not_answered_who_cannot_be_called(app, db, monkeypatch, few_rounds):
+    """Opted-out and inactive graduates with an unanswered prompt in the latest round are not
+    on the call list's count, whether the latest rounds are few (looked up by id) or many (as
+    in a province, found from those graduates)."""
+    monkeypatch.setattr("bot.staff.dashboard.FEW_ROUNDS", few_rounds)
+    with db.session() as s:
+        cohort = make_cohort(s, "Las 2", "BLK Batang", skill="las", join_code="LS2")
+        other = make_cohort(s, "Las 3", "BLK Batang", skill="las", join_code="LS3")
+        g = make_graduates(s, cohort, 5, first_phone=6281200000301)
+        (o,) = make_graduates(s, other, 1, first_phone=6281200000401)
+        older = a_round(s, cohort, month_start(2, 2))
+        answer(s, older, g[2], responded=False)  # an older round: not counted either way
+        latest = a_round(s, cohort, month_start(1, 2))
+        answer(s, latest, g[0], "employed", True, 4)
+        answer(s, latest, g[1], responded=False)
+        answer(s, latest, g[2], responded=False)
+        answer(s, latest, g[3], responded=False)
+        answer(s, latest, g[4], responded=False)
+        answer(s, a_round(s, other, month_start(1, 3)), o, responded=False)
+        g[2].opted_out, g[2].opted_out_at = True, month_start(0, 1)
+        g[3].active = False
+        o.opted_out, o.opted_out_at = True, month_start(0, 1)
+    page = signed_in_client(app, db).get("/staff/dashboard").get_data(as_text=True)
+    assert figure(page, "not_answered") == "2"  # g2 and g5; not g3 (opted out), g4 (left), o
+    assert row(page, "data-cohort", row_id(db, "Las 2"))[-1] == "2"
+    assert row(page, "data-cohort", row_id(db, "Las 3"))[-1] == "0"
+
+
+def row_id(db, name: str) -> int:
+    from sqlalchemy import select
+
+    from bot.models import Cohort
+
+    with db.session() as s:
+        return s.scalar(select(Cohort.id).where(Cohort.name == name))

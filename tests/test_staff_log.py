@@ -242,6 +242,34 @@ def test_a_viewer_sees_only_their_institution(app, db, log_data):
     assert viewer.get("/staff/log?cohort_id=99999").status_code == 404
 
 
+def cohort_options(html: str) -> list[str]:
+    select_ = re.search(r'<select name="cohort_id">(.*?)</select>', html, re.S).group(1)
+    return re.findall(r'<option value="(\d+)"', select_)
+
+
+def test_with_many_cohorts_the_filter_lists_one_institutions_cohorts(app, db, log_data,
+                                                                     monkeypatch):
+    """A province has thousands of cohorts: past COHORT_OPTIONS_MAX the cohort filter lists
+    the chosen institution's (or only the chosen cohort) and the rows still name their cohort."""
+    monkeypatch.setattr("bot.staff.replylog.COHORT_OPTIONS_MAX", 1)
+    admin = signed_in_client(app, db)
+    everything = admin.get("/staff/log")
+    html = everything.get_data(as_text=True)
+    assert cohort_options(html) == []
+    assert "(pilih LPKS dulu untuk memilih paket)" in html
+    assert "LPKS Baja" in html and "Las 1" in html  # the institution filter and Eko's row
+    assert set(shown_ids(everything)) == set(log_data["ids"].values())
+    html = admin.get(f"/staff/log?institution_id={log_data['baja']}").get_data(as_text=True)
+    assert cohort_options(html) == [str(log_data["las"])]
+    assert "pilih LPKS dulu" not in html
+    chosen = admin.get(f"/staff/log?cohort_id={log_data['menjahit']}")
+    assert cohort_options(chosen.get_data(as_text=True)) == [str(log_data["menjahit"])]
+    assert set(shown_ids(chosen)) == {v for k, v in log_data["ids"].items() if k != "eko"}
+    viewer = signed_in_client(app, db, "wati", "viewer", institution="LPKS A'nur")
+    html = viewer.get("/staff/log").get_data(as_text=True)
+    assert cohort_options(html) == [str(log_data["menjahit"])] and "Las 1" not in html
+
+
 def read_csv(response) -> list[dict[str, str]]:
     assert response.status_code == 200
     text = response.get_data().decode("utf-8-sig")

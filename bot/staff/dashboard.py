@@ -26,7 +26,7 @@ from datetime import date, datetime, timedelta
 
 from flask import abort, render_template, request
 from flask_login import current_user, login_required
-from sqlalchemy import and_, case, func, or_, select, true
+from sqlalchemy import and_, any_, case, func, literal, or_, select, true
 from sqlalchemy.orm import Session
 
 from bot import get_db
@@ -77,7 +77,7 @@ class Scope:
         return column.is_not(None)
 
 
-@dataclass
+@dataclass(slots=True)
 class Figures:
     """The numbers of one cohort, one institution or everything in scope."""
 
@@ -141,9 +141,15 @@ def _latest_rounds(scope: Scope):
 
 def cohort_figures(session: Session, scope: Scope) -> dict[int, Figures]:
     """Figures per cohort in scope (every cohort, even one with no graduates yet)."""
-    figures = {row.id: Figures(label=row.name, cohort_id=row.id,
-                               institution_id=row.institution_id)
-               for row in session.execute(
+    connection = session.connection()
+
+    def rows(stmt) -> list:
+        """All rows at once, as plain tuples (Core, not the ORM's loading): thousands of
+        cohorts and rounds in a province."""
+        return connection.execute(stmt).all()
+
+    figures = {cohort_id: Figures(label=name, cohort_id=cohort_id, institution_id=institution_id)
+               for cohort_id, name, institution_id in rows(
                    select(Cohort.id, Cohort.name, Cohort.institution_id)
                    .where(scope.on(Cohort.id)).order_by(Cohort.name))}
     status, skill = Graduate.answer_status, Graduate.answer_uses_skill
@@ -151,7 +157,7 @@ def cohort_figures(session: Session, scope: Scope) -> dict[int, Figures]:
         status = case((Graduate.answer_guessed.is_(True), None), else_=status)
     employed = status == "employed"
     # One row per cohort with a count per status: no sorting of every graduate's row.
-    for cohort_id, total, out, *by_status, uses, other, helped in session.execute(
+    for cohort_id, total, out, *by_status, uses, other, helped in rows(
             select(Graduate.cohort_id, func.count(), count_if(Graduate.opted_out.is_(True)),
                    *(count_if(status == s) for s in EMPLOYMENT_STATUSES),
                    count_if(and_(employed, skill.is_(True))),
@@ -168,8 +174,11 @@ def cohort_figures(session: Session, scope: Scope) -> dict[int, Figures]:
         f.statuses["unknown"] = total - sum(by_status)
     rounds, on_latest = _latest_rounds(scope)
     latest: dict[int, Figures] = {}  # round id -> its cohort's figures
-    for round_id, cohort_id, at, prompted, responded in session.execute(
-            select(CheckInRound.id, CheckInRound.cohort_id, CheckInRound.scheduled_for,
+    # The round's time is shown only in the cohort rows, which a province has too many for.
+    at_column = (CheckInRound.scheduled_for if len(figures) <= COHORT_ROWS_MAX
+                 else literal(None).label("at"))
+    for round_id, cohort_id, at, prompted, responded in rows(
+            select(CheckInRound.id, CheckInRound.cohort_id, at_column,
                    CheckInRound.prompted, CheckInRound.responded)
             .join(rounds, on_latest)):
         if cohort_id in figures:
@@ -179,13 +188,20 @@ def cohort_figures(session: Session, scope: Scope) -> dict[int, Figures]:
     # Nobody calls those who opted out (or left). There are few of them: their unanswered
     # reports are read starting from them (or, for a few cohorts, from those rounds), and
     # those of a latest round are taken off here.
-    unreachable = (select(ProgressReport.round_id)
-                   .join(Graduate, Graduate.id == ProgressReport.graduate_id)
-                   .where(or_(Graduate.opted_out.is_(True), Graduate.active.is_(False)),
-                          ProgressReport.responded_at.is_(None)))
+    gone = or_(Graduate.opted_out.is_(True), Graduate.active.is_(False))
+    unanswered = select(ProgressReport.round_id).where(ProgressReport.responded_at.is_(None))
     if len(latest) <= FEW_ROUNDS:
-        unreachable = unreachable.where(ProgressReport.round_id.in_(list(latest)))
-    for (round_id,) in session.execute(unreachable):
+        found = rows(unanswered.join(Graduate, Graduate.id == ProgressReport.graduate_id)
+                     .where(gone, ProgressReport.round_id.in_(list(latest))))
+    elif connection.dialect.name == "postgresql":
+        # Their ids as one array (ix_graduates_unreachable), then their reports by graduate:
+        # a join would read every report of every round to find these few.
+        found = rows(unanswered.where(ProgressReport.graduate_id == any_(
+            func.array(select(Graduate.id).where(gone).scalar_subquery()))))
+    else:
+        found = rows(unanswered.join(Graduate, Graduate.id == ProgressReport.graduate_id)
+                     .where(gone))
+    for (round_id,) in found:
         if round_id in latest:
             latest[round_id].silent -= 1
     return figures
@@ -258,7 +274,8 @@ def needs_help_list(session: Session, scope: Scope) -> list:
         .select_from(Graduate)
         .join(ProgressReport, ProgressReport.id == Graduate.help_report_id)
         .join(Cohort, Cohort.id == Graduate.cohort_id)
-        .where(Graduate.active.is_(True), scope.on(Graduate.cohort_id))
+        .where(Graduate.help_report_id.is_not(None),  # as ix_graduates_help_report reads
+               Graduate.active.is_(True), scope.on(Graduate.cohort_id))
         .order_by(Graduate.help_report_id.desc()).limit(LIST_LIMIT)).all()
 
 
@@ -388,10 +405,13 @@ def roll_up(per_cohort: dict[int, Figures],
     total = Figures(label=t("dashboard.all"))
     institutions: dict[int, Figures] = {}
     for f in per_cohort.values():
-        institution = institutions.setdefault(f.institution_id, Figures(
-            label=names.get(f.institution_id, "?"), institution_id=f.institution_id))
+        institution = institutions.get(f.institution_id)
+        if institution is None:
+            institution = institutions[f.institution_id] = Figures(
+                label=names.get(f.institution_id, "?"), institution_id=f.institution_id)
         institution.add(f)
-        total.add(f)
+    for institution in institutions.values():
+        total.add(institution)
     return total, sorted(institutions.values(), key=lambda f: f.label)
 
 
@@ -399,13 +419,14 @@ def _cohort_options(session: Session, institution_ids: list[int],
                     scope: Scope) -> tuple[dict[int, list], bool]:
     """Cohorts for the filter, per institution; with very many only the chosen institution's
     (and True when an institution must be chosen first)."""
-    rows = session.execute(select(Cohort.id, Cohort.name, Cohort.institution_id)
-                           .where(Cohort.institution_id.in_(institution_ids))
-                           .order_by(Cohort.name)).all()
+    stmt = (select(Cohort.id, Cohort.name, Cohort.institution_id)
+            .where(Cohort.institution_id.in_(institution_ids)).order_by(Cohort.name))
     choose_first = False
-    if len(rows) > COHORT_ROWS_MAX:
-        rows = [row for row in rows if row.institution_id == scope.institution_id]
+    if session.scalar(select(func.count()).select_from(Cohort)
+                      .where(Cohort.institution_id.in_(institution_ids))) > COHORT_ROWS_MAX:
+        stmt = stmt.where(Cohort.institution_id == scope.institution_id)
         choose_first = scope.institution_id is None
+    rows = session.execute(stmt).all()
     options: dict[int, list] = defaultdict(list)
     for row in rows:
         options[row.institution_id].append(row)

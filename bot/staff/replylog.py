@@ -18,7 +18,7 @@ from typing import Any
 
 from flask import abort, render_template, request, send_file, url_for
 from flask_login import current_user, login_required
-from sqlalchemy import select
+from sqlalchemy import func, select
 from werkzeug.routing import BuildError
 
 from bot import get_db, get_settings
@@ -59,6 +59,10 @@ DIRECTIONS = (INBOUND, OUTBOUND)
 STATUSES = (MSG_RECEIVED, MSG_PENDING, MSG_SENDING, MSG_QUEUED, MSG_SENT, MSG_DELIVERED,
             MSG_READ, MSG_UNDELIVERED, MSG_FAILED, MSG_SUPPRESSED)
 MAX_TEXT = 200
+# Beyond this many cohorts in view the cohort filter lists one institution's cohorts (the one
+# chosen, or the viewer's): a province has thousands, and listing them all made every page of
+# the log a 300 KB form.
+COHORT_OPTIONS_MAX = 300
 MIMETYPES = {"csv": "text/csv",
              "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 # Until the graduate page and the cohort timeline are registered, links use their planned paths.
@@ -74,16 +78,53 @@ def console_link(endpoint: str, **values: Any) -> str:
         return _PLANNED_PATHS[endpoint].format(**values)
 
 
-def cohort_choices(session) -> list[Any]:
-    """The cohorts the current user may see, as rows (id, name, skill, institution_id,
-    institution), by institution and name: one query, for filters and labels."""
+def _cohort_rows():
+    """Cohorts the current user may see, as rows (id, name, skill, institution_id,
+    institution), by institution and name."""
     stmt = (select(Cohort.id, Cohort.name, Cohort.skill, Cohort.institution_id,
                    Institution.name.label("institution"))
             .join(Institution, Cohort.institution_id == Institution.id)
             .order_by(Institution.name, Cohort.name, Cohort.id))
     if current_user.scope_institution_id is not None:
         stmt = stmt.where(Cohort.institution_id == current_user.scope_institution_id)
-    return list(session.execute(stmt))
+    return stmt
+
+
+def cohort_choices(session) -> list[Any]:
+    """The cohorts the current user may see, as rows (id, name, skill, institution_id,
+    institution), by institution and name: one query, for filters and labels."""
+    return list(session.execute(_cohort_rows()))
+
+
+def log_cohort_options(session, filters: LogFilters) -> tuple[list[Any], list[Any], bool]:
+    """The reply log's filter choices: institutions (id, name) that have cohorts, the cohorts
+    to list, and whether an institution must be chosen first (more than
+    ``COHORT_OPTIONS_MAX`` cohorts in view and none chosen; the chosen cohort stays listed)."""
+    own = current_user.scope_institution_id
+    institutions = select(Institution.id, Institution.name).where(
+        Institution.id.in_(select(Cohort.institution_id))).order_by(Institution.name)
+    counted = select(func.count()).select_from(Cohort)
+    if own is not None:
+        institutions = institutions.where(Institution.id == own)
+        counted = counted.where(Cohort.institution_id == own)
+    institution_rows = session.execute(institutions).all()
+    if session.scalar(counted) <= COHORT_OPTIONS_MAX:
+        return institution_rows, cohort_choices(session), False
+    narrow = filters.institution_id if filters.institution_id is not None else own
+    if narrow is not None:
+        return institution_rows, list(session.execute(
+            _cohort_rows().where(Cohort.institution_id == narrow))), False
+    chosen = [] if filters.cohort_id is None else list(session.execute(
+        _cohort_rows().where(Cohort.id == filters.cohort_id)))
+    return institution_rows, chosen, True
+
+
+def page_cohorts(session, messages: list[Any]) -> dict[int, Any]:
+    """The cohorts of these messages (rows as ``cohort_choices`` gives them), by id."""
+    ids = {m.cohort_id for m in messages if m.cohort_id is not None}
+    if not ids:
+        return {}
+    return {row.id: row for row in session.execute(_cohort_rows().where(Cohort.id.in_(ids)))}
 
 
 @dataclass
@@ -267,17 +308,17 @@ def log():
     """The reply log: filters, one page of messages, links to older and newer pages."""
     with get_db().read_session() as session:
         filters, errors = read_filters(session)
-        cohorts = cohort_choices(session)
+        institutions, cohorts, choose_first = log_cohort_options(session, filters)
         messages, has_older, has_newer = _page(session, filters)
-        rows = _rows(session, messages, {c.id: c for c in cohorts})
-        institutions = sorted({(c.institution_id, c.institution) for c in cohorts},
-                              key=lambda i: i[1])
+        rows = _rows(session, messages, page_cohorts(session, messages))
         args = filters.query_args()
         labels = {**{f"direction_{d}": direction_label(d) for d in DIRECTIONS},
                   **{f"status_{s}": status_label(s) for s in STATUSES}}
         return render_template(
             "staff/replylog.html", rows=rows, filters=filters, errors=errors, cohorts=cohorts,
-            institutions=institutions, directions=DIRECTIONS, statuses=STATUSES, labels=labels,
+            institutions=[tuple(i) for i in institutions],
+            choose_institution_first=choose_first, directions=DIRECTIONS, statuses=STATUSES,
+            labels=labels,
             older_url=url_for("staff.log", **args, before_id=rows[-1]["id"])
             if has_older and rows else None,
             newer_url=url_for("staff.log", **args, after_id=rows[0]["id"])
