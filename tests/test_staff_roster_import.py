@@ -42,10 +42,15 @@ def preview(client, content: str = ROSTER, name: str = "daftar.csv"):
                              "roster": (io.BytesIO(content.encode("utf-8")), name)})
 
 
-def confirm(client, preview_response):
+def confirm(client, preview_response, follow: bool = True):
+    """Confirm the previewed import; the summary page it leads to (or the refusal)."""
     html = preview_response.get_data(as_text=True)
     action = re.search(r'action="(/staff/roster/import/[^"]+)"', html).group(1)
-    return client.post(action, data={"csrf_token": csrf_from(html)})
+    response = client.post(action, data={"csrf_token": csrf_from(html)})
+    if follow and response.status_code == 303:
+        assert response.headers["Location"] == action
+        return client.get(action)
+    return response
 
 
 def counts(response) -> dict[str, int]:
@@ -129,7 +134,7 @@ def test_a_confirmation_imports_once(app, db, roster_data):
     staff = signed_in_client(app, db, "bayu", "staff")
     shown = preview(staff)
     assert confirm(staff, shown).status_code == 200
-    again = confirm(staff, shown)
+    again = confirm(staff, shown, follow=False)
     assert again.status_code == 302
     page = staff.get(again.headers["Location"]).get_data(as_text=True)
     assert "daftar.csv sudah diimpor" in page
