@@ -128,7 +128,7 @@ def import_roster_cmd(ctx: Context, file: Path, actor: str, dry_run: bool,
 
     _ensure_schema(ctx)
     started = time.monotonic()
-    if click.get_text_stream("stderr").isatty():
+    if sys.stderr.isatty():
         click.echo(f"{file.name}: reading and comparing with the database …", err=True)
     try:
         # Reading the file and comparing it holds no writer lock (a read session); the
@@ -172,7 +172,7 @@ class _ImportProgress:
         self.started = self.clock()
         self.bar = None
         self.done = 0
-        stream = click.get_text_stream("stderr")
+        stream = sys.stderr
         if stream.isatty() and total:
             self.bar = click.progressbar(length=total, label="writing", file=stream,
                                          show_pos=True, show_percent=True, show_eta=True,
