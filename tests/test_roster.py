@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from openpyxl import Workbook
 from sqlalchemy import select
@@ -215,4 +217,10 @@ def test_progress_callback_and_audit_entry(db, tmp_path):
         assert entry.actor == "admin"
         assert entry.detail["file"] == "big.csv"
         assert entry.detail["created"] == rows
+        # Written as sets, read back as the ORM writes them: aware times, the defaults.
+        grad = session.scalar(select(Graduate).order_by(Graduate.id.desc()).limit(1))
+        assert abs(grad.created_at - entry.created_at) < timedelta(minutes=1)
+        assert grad.updated_at == grad.created_at
+        assert (grad.language, grad.active, grad.opted_out, grad.answer_guessed) == (
+            "id", True, False, False)
         assert entry.detail["rejected"] == 0
