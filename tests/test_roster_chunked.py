@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import re
 import sqlite3
 import subprocess
 import sys
@@ -152,3 +154,43 @@ def test_a_number_added_during_the_import_stops_it_and_a_rerun_finishes(db, tmp_
         assert session.scalar(select(func.count(Graduate.id))) == rows
         added = session.scalar(select(Graduate).where(Graduate.phone == taken.phone))
         assert added.name == taken.name and added.cohort is not None
+
+
+def test_the_terminal_shows_progress_and_a_pipe_only_the_last_line(settings, db, tmp_path):
+    rows = 3 * COMMIT_EVERY
+    config = tmp_path / "kabar.toml"
+    config.write_text(f"[database]\nurl = {json.dumps(settings.database.url)}\n",
+                      encoding="utf-8")
+    kabar = str(Path(sys.executable).with_name("kabar"))
+    env = {**os.environ, "KABAR_CONFIG": str(config)}
+    first = _roster(tmp_path / "first.csv", rows)
+    piped = subprocess.run([kabar, "import-roster", str(first)], capture_output=True, text=True,
+                           env=env, timeout=300)
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stderr.splitlines() == [piped.stderr.splitlines()[-1]]  # one line, no bar
+    assert re.fullmatch(rf"first\.csv: {rows:,} rows read in [\d.]+ s, compared in [\d.]+ s, "
+                        r"written in [\d.]+ s \([\d,]+ rows/s\)\n", piped.stderr)
+    # On a terminal (a pseudo-terminal here): the rows written of all, and the rate.
+    second = tmp_path / "second.csv"
+    second.write_text(first.read_text(encoding="utf-8").replace(";0813", ";0814"),
+                      encoding="utf-8")
+    leader, follower = pty.openpty()
+    with os.fdopen(leader, "rb", buffering=0) as terminal:
+        process = subprocess.Popen([kabar, "import-roster", str(second)], env=env,
+                                   stdout=subprocess.DEVNULL, stderr=follower)
+        os.close(follower)
+        shown = b""
+        while True:
+            try:
+                chunk = terminal.read(4096)
+            except OSError:  # the process ended and closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+        assert process.wait(timeout=300) == 0
+    text = shown.decode("utf-8", "replace")
+    assert "reading and comparing" in text
+    assert f"{COMMIT_EVERY}/{rows}" in text and f"{rows}/{rows}" in text
+    assert re.search(r"[\d,]+ rows/s", text)
+    assert f"second.csv: {rows:,} rows read in" in text
