@@ -84,7 +84,8 @@ class RosterPlan:
     absent: int = 0  # active graduates of the file's existing cohorts that the file leaves out
     digest: str = ""
     seconds: dict[str, float] = field(default_factory=dict)  # how long reading, comparing took
-    # how each row is applied: (cohort key, wanted values, graduate id or None)
+    # how each row is applied: (cohort key, wanted values, graduate id; None: a new one;
+    # _UNCHANGED: nothing to write)
     _steps: list[tuple[tuple[str, str], dict[str, Any], int | None]] = field(
         default_factory=list, repr=False)
     _cohort_skills: dict[tuple[str, str], str | None] = field(default_factory=dict, repr=False)
