@@ -405,8 +405,8 @@ class _Pacer:
     A writer waiting for SQLite's lock does not queue: it sleeps and tries again, up to
     100 ms apart. An import that began its next chunk the instant it committed would find the
     lock free every time and the waiting webhook almost never, for as long as the import
-    lasted. So after each chunk the lock stays free for about as long as the chunk held it
-    (preparing the next chunk counts), a random share so as not to fall in step with the
+    lasted. So after each chunk the lock stays free for 20 to 80 % of the time the chunk held
+    it (preparing the next chunk counts), a random share so as not to fall in step with the
     waiter's retries. PostgreSQL's row locks need none of this."""
 
     def __init__(self, enabled: bool) -> None:
@@ -420,7 +420,7 @@ class _Pacer:
     def released(self) -> None:
         if self.enabled:
             now = time.monotonic()
-            self.until = now + (now - self.since) * random.uniform(0.5, 1.5)
+            self.until = now + (now - self.since) * random.uniform(0.2, 0.8)
 
     def wait(self) -> None:
         if self.enabled and (left := self.until - time.monotonic()) > 0:
