@@ -92,7 +92,7 @@ def _writes_held(db):
 
 
 def test_an_import_killed_midway_is_finished_by_running_it_again(settings, db, tmp_path):
-    rows = 10 * COMMIT_EVERY
+    rows = 20 * COMMIT_EVERY  # chunks enough that the test holds it before it ends
     roster = _roster(tmp_path / "roster.csv", rows)
     config = tmp_path / "kabar.toml"
     config.write_text(f"[database]\nurl = {json.dumps(settings.database.url)}\n",

@@ -79,7 +79,7 @@ def _confirm(staff: requests.Session, base: str, html: str) -> requests.Response
 
 
 def test_a_worker_killed_mid_import_leaves_a_page_that_finishes_it(db, gunicorn):
-    rows = 6 * COMMIT_EVERY
+    rows = 20 * COMMIT_EVERY  # chunks enough that the test holds it before it ends
     with db.session() as session:
         add_staff(session, name="bayu", role="staff", password=PASSWORD)
     staff = requests.Session()

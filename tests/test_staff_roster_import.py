@@ -182,7 +182,7 @@ def progress(client, token: str) -> dict:
 
 def test_a_large_upload_is_written_in_the_background_and_its_page_follows(app, db,
                                                                           roster_data):
-    rows = 4 * COMMIT_EVERY
+    rows = 20 * COMMIT_EVERY  # chunks enough that the test holds it before it ends
     staff = signed_in_client(app, db, "bayu", "staff")
     shown = preview(staff, big_roster(rows), name="besar.csv")
     assert counts(shown)["created"] == rows
