@@ -117,23 +117,30 @@ def import_roster_cmd(ctx: Context, file: Path, actor: str, dry_run: bool,
 
     Prints what changes: new institutions and cohorts, new graduates, renames and moves to
     another cohort (each audited old -> new). Graduates missing from the file stay as they are.
+    While it writes, a terminal shows the rows done and the rate on standard error; a last
+    line there always says how long reading and writing took.
     """
+    import time
+
     from bot.roster import RosterError
     from bot.roster_plan import apply_plan, plan_roster
     from bot.rosterfile import ReadLimits
 
     _ensure_schema(ctx)
+    started = time.monotonic()
+    if sys.stderr.isatty():
+        click.echo(f"{file.name}: reading and comparing with the database …", err=True)
     try:
         # Reading the file and comparing it holds no writer lock (a read session); the
         # changes then go in short transactions (``chunked``), so the bot keeps answering.
         with ctx.db.read_session() as session:
             plan = plan_roster(session, file, limits=ReadLimits.from_settings(ctx.settings),
                                allow_erased=allow_erased)
+        planned = time.monotonic()
         if not dry_run:
-            with ctx.db.session() as session:
+            with _ImportProgress(len(plan.rows)) as meter, ctx.db.session() as session:
                 report = apply_plan(session, plan, actor=actor, chunked=True,
-                                    progress=lambda n: click.echo(
-                                        f"  … {n} of {len(plan.rows)} rows", err=True))
+                                    progress=meter.update)
     except RosterError as exc:
         raise click.ClickException(str(exc)) from None
     for problem in plan.rejected:
@@ -143,10 +150,50 @@ def import_roster_cmd(ctx: Context, file: Path, actor: str, dry_run: bool,
     if len(plan.rejected) < plan.rejected_total:
         click.echo(f"{file.name}: … and {plan.rejected_total - len(plan.rejected)} more "
                    "rejected rows not listed; fix these and import again", err=True)
+    rows = len(plan.rows)
+    timing = (f"{rows:,} rows read in {plan.seconds['read']:.1f} s, compared in "
+              f"{planned - started - plan.seconds['read']:.1f} s")
     if dry_run:
         click.echo(f"{file.name} (dry run, nothing changed): {plan.counts()}")
     else:
         click.echo(report.summary())
+        written = time.monotonic() - planned
+        timing += f", written in {written:.1f} s ({rows / max(written, 1e-6):,.0f} rows/s)"
+    click.echo(f"{file.name}: {timing}", err=True)
+
+
+class _ImportProgress:
+    """Rows written of all and the rate, on standard error, only when it is a terminal."""
+
+    def __init__(self, total: int) -> None:
+        import time
+
+        self.clock = time.monotonic
+        self.total = total
+        self.started = self.clock()
+        self.bar = None
+        self.done = 0
+        stream = sys.stderr
+        if stream.isatty() and total:
+            self.bar = click.progressbar(length=total, label="writing", file=stream,
+                                         show_pos=True, show_percent=True, show_eta=True,
+                                         item_show_func=lambda rate: rate)
+
+    def __enter__(self) -> _ImportProgress:
+        if self.bar is not None:
+            self.bar.__enter__()
+        return self
+
+    def update(self, done: int, total: int) -> None:
+        if self.bar is None:
+            return
+        rate = done / max(self.clock() - self.started, 1e-6)
+        self.bar.update(done - self.done, f"{rate:,.0f} rows/s")
+        self.done = done
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
 
 
 @main.group()

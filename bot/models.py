@@ -501,6 +501,11 @@ class RosterUpload(Base):
     ``plan_digest`` is the digest of the previewed changes (``bot.roster_plan``): confirming
     applies the file only while it still plans exactly those changes. ``applied_at`` is set
     when it was imported, so a second confirmation imports nothing.
+
+    While it is applied, ``worker`` names the process writing it (``host:pid``), which
+    stores ``rows_done`` of ``rows_total`` and ``progress_at`` with every chunk it commits;
+    ``finished_at`` and ``outcome`` (the import's counts, or the error that stopped it) come
+    last. An upload applied but neither finished nor progressing was interrupted.
     """
 
     __tablename__ = "roster_uploads"
@@ -512,6 +517,12 @@ class RosterUpload(Base):
     staff_user_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     applied_at: Mapped[datetime | None]
+    worker: Mapped[str | None] = mapped_column(String(120))
+    rows_total: Mapped[int | None] = mapped_column(Integer)
+    rows_done: Mapped[int | None] = mapped_column(Integer)
+    progress_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class Throttle(Base):

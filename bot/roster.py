@@ -10,16 +10,16 @@ them; the good rows are imported anyway.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Generator, Iterable
+import threading
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+import phonenumbers
 from sqlalchemy.orm import Session
 
-from bot.models import Graduate
 from bot.phones import PhoneError, normalize_phone
 
 # field -> accepted headers (compared lower-case without spaces, underscores, dots or dashes)
@@ -42,7 +42,6 @@ _EXTRA = {"institution": ("namalpks", "namalembaga"), "cohort": ("namapaket",),
 REQUIRED = ("institution", "cohort", "name", "phone")
 _LANGUAGES = {"id": "id", "indonesia": "id", "bahasaindonesia": "id", "ind": "id",
               "en": "en", "english": "en", "inggris": "en", "bahasainggris": "en", "eng": "en"}
-PROGRESS_EVERY = 500
 Records = Generator[tuple[int, list[Any]], None, None]  # (file line, cells)
 
 
@@ -59,7 +58,7 @@ class ImportProblem:
         return f"line {self.line}: {self.reason}"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: building 100,000 frozen ones costs 0.3 s
 class RosterRow:
     line: int
     institution: str
@@ -99,6 +98,10 @@ def _key(header: Any) -> str:
 _LOOKUP = {_key(h): f for f, names in HEADERS.items() for h in names + _EXTRA.get(f, ())}
 
 
+_FLOAT_TEXT = re.compile(r"\d+\.0+")
+_SPACES = re.compile(r"\s+")
+
+
 def _text(value: Any) -> str:
     """A cell as clean text; 6281234567890.0 (Excel's float) becomes '6281234567890'."""
     if value is None:
@@ -106,9 +109,13 @@ def _text(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     text = str(value).replace("\u00a0", " ").strip()
-    if re.fullmatch(r"\d+\.0+", text):
+    if text.endswith("0") and _FLOAT_TEXT.fullmatch(text):
         text = text.split(".")[0]
-    return re.sub(r"\s+", " ", text)
+    # Only a double space or a tab, newline or other Unicode space needs collapsing
+    # (``isprintable`` is False for all of those); most cells have none.
+    if "  " in text or not text.isprintable():
+        text = _SPACES.sub(" ", text)
+    return text
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -163,10 +170,9 @@ def _parse(path: Path, records: Records) -> tuple[list[RosterRow], list[ImportPr
     by_phone: dict[str, RosterRow] = {}
     skipped = 0
     for line, record in records:
-        cells = [_text(v) for v in record]
-        if not any(cells):
-            continue
         if columns is None:
+            if not any(_text(v) for v in record):
+                continue
             # The header is the first non-empty row; a title row or two above it is tolerated.
             try:
                 columns = _map_header(path, record)
@@ -176,7 +182,11 @@ def _parse(path: Path, records: Records) -> tuple[list[RosterRow], list[ImportPr
                 if skipped >= 5:
                     raise header_error from None
             continue
-        values = {f: (cells[i] if i < len(cells) else "") for f, i in columns.items()}
+        # Only the columns Kabar reads are cleaned; the others matter only to tell a blank row.
+        width = len(record)
+        values = {f: (_text(record[i]) if i < width else "") for f, i in columns.items()}
+        if not any(values.values()) and not any(_text(v) for v in record):
+            continue
         row = _check_row(line, values, problems)
         if row is None:
             continue
@@ -214,11 +224,11 @@ def _check_row(line: int, v: dict[str, str], problems: list[ImportProblem]) -> R
     raw_phone = v["phone"].lstrip("'")
     if not raw_phone:
         return reject("no_wa (WhatsApp number) is empty; fill in a number like 0812-3456-7890")
-    if re.search(r"\d[.,]\d*E\+?\d+$", raw_phone, re.IGNORECASE):
+    if _SHORTENED.search(raw_phone):
         return reject(f"no_wa {raw_phone!r} was shortened by Excel; format the column as Text, "
                       "type the full number (e.g. 0812-3456-7890) and export again")
     try:
-        phone = normalize_phone(raw_phone)
+        phone = _indonesian_phone(raw_phone) or normalize_phone(raw_phone)
     except PhoneError:
         return reject(f"no_wa {raw_phone!r} is not a valid WhatsApp number; "
                       "write it like 0812-3456-7890 or +62 812-3456-7890")
@@ -229,19 +239,59 @@ def _check_row(line: int, v: dict[str, str], problems: list[ImportProblem]) -> R
             return reject(f"bahasa {v['language']!r} is not known; write id or en")
     dates: dict[str, date | None] = {}
     for key, header in (("training_start", "mulai_pelatihan"),
-                        ("training_end", "selesai_pelatihan")):
+                        ("training_end", "selesai_pelatihan")) \
+            if v.get("training_start") or v.get("training_end") else ():
         try:
             dates[key] = _training_date(v.get(key) or "")
         except ValueError:
             return reject(f"{header} {v[key]!r} is not a date; write it as dd/mm/yyyy, "
                           "e.g. 31/01/2025")
-    if dates["training_start"] and dates["training_end"] \
+    if dates.get("training_start") and dates.get("training_end") \
             and dates["training_end"] < dates["training_start"]:
         return reject(f"selesai_pelatihan {v['training_end']!r} is before mulai_pelatihan "
                       f"{v['training_start']!r}; check the two dates")
     return RosterRow(line=line, institution=v["institution"], cohort=v["cohort"],
                      name=v["name"], phone=phone, skill=v.get("skill") or None,
                      language=language, **dates)
+
+
+_SHORTENED = re.compile(r"\d[.,]\d*E\+?\d+$", re.IGNORECASE)  # 6.28123E+12
+_SEPARATORS = str.maketrans("", "", " -.()/")
+_NUMBERS = threading.local()  # one reused PhoneNumber per thread: building one costs too
+
+
+def _indonesian_phone(raw: str) -> str | None:
+    """The E.164 form of a plainly written Indonesian number (0812…, 62812…, +62 812…,
+    812…), checked by ``phonenumbers`` like ``normalize_phone`` does, without parsing the
+    text (five times faster, which matters for 100,000 rows). None for anything else (a
+    foreign number, letters, an invalid number): ``normalize_phone`` then decides, and
+    words its error."""
+    digits = raw.translate(_SEPARATORS)
+    plus = digits.startswith("+")
+    if plus:
+        digits = digits[1:]
+    if not digits.isdigit() or not digits.isascii():
+        return None
+    if digits.startswith("62"):
+        national = digits[2:]
+    elif plus:
+        return None
+    elif digits.startswith("0"):
+        national = digits[1:]
+    elif digits.startswith("8"):
+        national = digits
+    else:
+        return None
+    if not national or national[0] == "0" or len(national) > 14:
+        return None
+    number = getattr(_NUMBERS, "number", None)
+    if number is None:
+        number = _NUMBERS.number = phonenumbers.PhoneNumber(country_code=62)
+    number.national_number = int(national)
+    # +62 is Indonesia's alone: what ``is_valid_number`` checks, without looking that up.
+    if not phonenumbers.is_valid_number_for_region(number, "ID"):
+        return None
+    return "+62" + national
 
 
 def _training_date(text: str) -> date | None:
@@ -257,25 +307,16 @@ def _training_date(text: str) -> date | None:
 # --- importing ----------------------------------------------------------------------------
 
 def import_roster(session: Session, path: Path, *, actor: str = "cli",
-                  progress: Callable[[int], Any] | None = None, limits=None,
+                  progress: Callable[[int, int], Any] | None = None, limits=None,
                   allow_erased: bool = False) -> ImportReport:
     """Create or update institutions, cohorts and graduates from ``path`` (caller commits).
 
     The same as previewing with ``bot.roster_plan.plan_roster`` and applying that plan. A
     number whose graduate was erased on request is refused (a problem on its line) unless
-    ``allow_erased``.
+    ``allow_erased``. ``progress(rows_done, rows_total)`` follows the writing.
     """
     from bot.roster_plan import apply_plan, plan_roster
 
     plan = plan_roster(session, path, limits=limits, allow_erased=allow_erased)
     return apply_plan(session, plan, actor=actor, progress=progress)
 
-
-def _graduates_by_phone(session: Session, phones: Iterable[str]) -> dict[str, Graduate]:
-    phones = list(phones)
-    found: dict[str, Graduate] = {}
-    for start in range(0, len(phones), 500):
-        chunk = phones[start:start + 500]
-        found.update((g.phone, g) for g in
-                     session.scalars(select(Graduate).where(Graduate.phone.in_(chunk))))
-    return found

@@ -115,6 +115,7 @@ def read_records(path: Path, limits: ReadLimits | None = None) -> Records:
 
 def _limited(path: Path, records: Records, limits: ReadLimits) -> Records:
     """Stop at ``max_rows`` rows; cut wide rows and long cells."""
+    longest = limits.max_cell_chars
     try:
         for count, (line, cells) in enumerate(records, start=1):
             if count > limits.max_rows + 1:  # the header does not count
@@ -123,8 +124,12 @@ def _limited(path: Path, records: Records, limits: ReadLimits) -> Records:
                     "split the file, or delete the empty rows below the list")
             if len(cells) > limits.max_columns:
                 cells = cells[:limits.max_columns]
-            yield line, [_cut(cell, limits.max_cell_chars) if isinstance(cell, str) else cell
-                         for cell in cells]
+            try:  # text cells that are short even all together (a CSV row): nothing to cut
+                short = len("".join(cells)) <= longest
+            except TypeError:  # numbers or empty cells (XLSX)
+                short = False
+            yield line, cells if short else [
+                _cut(cell, longest) if isinstance(cell, str) else cell for cell in cells]
     finally:
         records.close()
 

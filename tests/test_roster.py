@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from openpyxl import Workbook
 from sqlalchemy import select
@@ -9,6 +11,7 @@ from sqlalchemy import select
 from bot.joincodes import ALPHABET, LENGTH
 from bot.models import AuditLog, Cohort, Graduate, Institution
 from bot.roster import RosterError, import_roster, parse_roster
+from bot.roster_plan import COMMIT_EVERY
 from tests.factories import make_cohort, make_graduates
 
 INDONESIAN_CSV = (
@@ -200,16 +203,24 @@ def test_existing_graduate_moves_to_a_new_cohort_with_its_own_code(db, tmp_path)
 
 def test_progress_callback_and_audit_entry(db, tmp_path):
     lines = ["lembaga,kelas,name,phone"]
-    lines += [f"LPKS A,Las 1,Peserta {i},0812{i:08d}" for i in range(1, 1201)]
+    rows = COMMIT_EVERY + 200
+    lines += [f"LPKS A,Las 1,Peserta {i},0812{i:08d}" for i in range(1, rows + 1)]
     path = write(tmp_path / "big.csv", "\n".join(lines) + "\n")
-    seen: list[int] = []
+    seen: list[tuple[int, int]] = []
     with db.session() as session:
-        report = import_roster(session, path, actor="admin", progress=seen.append)
-    assert report.created == 1200
-    assert seen == [500, 1000]
+        report = import_roster(session, path, actor="admin",
+                               progress=lambda done, total: seen.append((done, total)))
+    assert report.created == rows
+    assert seen == [(COMMIT_EVERY, rows), (rows, rows)]
     with db.session() as session:
         entry = session.scalar(select(AuditLog).where(AuditLog.action == "import_roster"))
         assert entry.actor == "admin"
         assert entry.detail["file"] == "big.csv"
-        assert entry.detail["created"] == 1200
+        assert entry.detail["created"] == rows
+        # Written as sets, read back as the ORM writes them: aware times, the defaults.
+        grad = session.scalar(select(Graduate).order_by(Graduate.id.desc()).limit(1))
+        assert abs(grad.created_at - entry.created_at) < timedelta(minutes=1)
+        assert grad.updated_at == grad.created_at
+        assert (grad.language, grad.active, grad.opted_out, grad.answer_guessed) == (
+            "id", True, False, False)
         assert entry.detail["rejected"] == 0

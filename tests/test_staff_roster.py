@@ -52,13 +52,15 @@ def preview(client, name: str, content: bytes):
 
 
 def upload(client, name: str, content: bytes):
-    """Upload, then confirm the preview (or return the preview when it cannot be confirmed)."""
+    """Upload, then confirm the preview (or return the preview when it cannot be confirmed);
+    the page the confirmation leads to, the import's summary."""
     response = preview(client, name, content)
     html = response.get_data(as_text=True)
     action = re.search(r'action="(/staff/roster/import/[^"]+)"', html)
     if response.status_code != 200 or action is None:
         return response
-    return client.post(action.group(1), data={"csrf_token": csrf_from(html)})
+    return client.post(action.group(1), data={"csrf_token": csrf_from(html)},
+                       follow_redirects=True)
 
 
 # --- listing ------------------------------------------------------------------------------

@@ -14,7 +14,10 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.models import AuditLog, Cohort, Graduate, Institution, RosterUpload
+from bot.roster_plan import COMMIT_EVERY
 from tests.factories import make_cohort, make_graduates
+from tests.live import wait_for
+from tests.roster_helpers import big_roster, import_held
 from tests.staff_helpers import csrf_from, signed_in_client
 
 # Against the data below: Siti renamed, Dewi moved to Menjahit 4 (new cohort), Joko new in a
@@ -42,10 +45,15 @@ def preview(client, content: str = ROSTER, name: str = "daftar.csv"):
                              "roster": (io.BytesIO(content.encode("utf-8")), name)})
 
 
-def confirm(client, preview_response):
+def confirm(client, preview_response, follow: bool = True):
+    """Confirm the previewed import; the summary page it leads to (or the refusal)."""
     html = preview_response.get_data(as_text=True)
     action = re.search(r'action="(/staff/roster/import/[^"]+)"', html).group(1)
-    return client.post(action, data={"csrf_token": csrf_from(html)})
+    response = client.post(action, data={"csrf_token": csrf_from(html)})
+    if follow and response.status_code == 303:
+        assert response.headers["Location"] == action
+        return client.get(action)
+    return response
 
 
 def counts(response) -> dict[str, int]:
@@ -129,7 +137,7 @@ def test_a_confirmation_imports_once(app, db, roster_data):
     staff = signed_in_client(app, db, "bayu", "staff")
     shown = preview(staff)
     assert confirm(staff, shown).status_code == 200
-    again = confirm(staff, shown)
+    again = confirm(staff, shown, follow=False)
     assert again.status_code == 302
     page = staff.get(again.headers["Location"]).get_data(as_text=True)
     assert "daftar.csv sudah diimpor" in page
@@ -164,3 +172,44 @@ def test_a_file_with_nothing_new_offers_no_import(app, db, roster_data):
     assert counts(response)["unchanged"] == 1
     html = response.get_data(as_text=True)
     assert 'data-state="nothing"' in html and "/staff/roster/import/" not in html
+
+
+def progress(client, token: str) -> dict:
+    response = client.get(f"/staff/roster/import/{token}/progress")
+    assert response.status_code == 200
+    return response.get_json()
+
+
+def test_a_large_upload_is_written_in_the_background_and_its_page_follows(app, db,
+                                                                          roster_data):
+    rows = 20 * COMMIT_EVERY  # chunks enough that the test holds it before it ends
+    staff = signed_in_client(app, db, "bayu", "staff")
+    shown = preview(staff, big_roster(rows), name="besar.csv")
+    assert counts(shown)["created"] == rows
+    started = confirm(staff, shown, follow=False)
+    assert started.status_code == 303
+    page = started.headers["Location"]
+    token = page.rsplit("/", 1)[1]
+    with import_held(db, token) as held:  # mid-way: some chunks written, the next waits
+        assert 0 < held.rows_done < rows and held.finished_at is None
+        assert progress(staff, token) == {"state": "applying", "done": held.rows_done,
+                                          "total": rows}
+        html = staff.get(page).get_data(as_text=True)
+        assert 'data-state="applying"' in html and "roster_progress.js" in html
+        assert f'<progress max="{rows}" value="{held.rows_done}">' in html
+        with db.read_session() as s:  # what the page says is what is committed
+            assert s.scalar(select(func.count()).select_from(Graduate)) == 3 + held.rows_done
+    wait_for(lambda: progress(staff, token)["state"] == "done", timeout=120,
+             message="the import to finish")
+    assert progress(staff, token) == {"state": "done", "done": rows, "total": rows}
+    summary = staff.get(page)
+    assert summary.status_code == 200
+    assert counts(summary)["created"] == rows and counts(summary)["rejected"] == 0
+    with db.read_session() as s:
+        assert s.scalar(select(func.count()).select_from(Graduate)) == 3 + rows
+        entries = list(s.scalars(select(AuditLog).where(AuditLog.action == "import_roster")))
+        assert [(e.actor, e.detail["created"]) for e in entries] == [("bayu", rows)]
+    # Another user, or nobody signed in, sees nothing of it.
+    other = signed_in_client(app, db, "rina", "admin")
+    assert other.get(f"/staff/roster/import/{token}/progress").status_code == 404
+    assert other.get(page).status_code == 302

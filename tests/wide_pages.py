@@ -23,6 +23,7 @@ from bot.models import (
     Interest,
     JobOpening,
     Message,
+    RosterUpload,
     audit,
     utcnow,
 )
@@ -32,12 +33,14 @@ from tests.staff_helpers import PASSWORD
 LONG_INSTITUTION = "LPKS Yayasan Pendidikan dan Pelatihan Keterampilan Nusantara Sejahtera Abadi"
 LONG_COHORT = "Menjahit Busana Pengantin Tradisional Angkatan Kedua Belas Tahun 2026"
 LONG_NAME = "Raden Ajeng Siti Nurhaliza Kusumawardhani Puspitasari Ningrum Wulandari"
+WIDE_UPLOAD = "wide-roster-upload"
 LONG_WORD = "https://contoh.example.org/lowongan/" + "penjahitbusanapengantin" * 4
 LONG_MESSAGE = ("sudah kerja kak di konveksi besar dekat pasar, gajinya lumayan tapi jauh "
                 "sekali dari rumah, tiap hari naik angkot dua kali " + LONG_WORD)
 # A page that answers with something else (a CSV, a poll fragment, JSON) is not a page to lay out.
 NOT_PAGES = {"staff.static", "static", "staff.timeline_poll", "staff.job_progress",
              "staff.announcements_progress", "simulator.messages", "healthz",
+             "staff.roster_import_progress",
              # a download and a picture (only where an office logo is configured)
              "staff.graduate_data_copy", "staff.office_logo", "staff.tracer_export"}
 
@@ -71,9 +74,17 @@ def wide_fixture(db, settings):
         session.add(Interest(job_id=job.id, graduate_id=graduate.id, created_at=at))
         audit(session, "rina", "graduate.edit", graduate_id=graduate.id, name=LONG_NAME,
               changes={"name": ["Siti", LONG_NAME], "skill": ["menjahit", LONG_WORD]})
+        # A roster import, finished, with a long file name and a long rejected row.
+        session.add(RosterUpload(
+            token=WIDE_UPLOAD, file_name=f"daftar {LONG_INSTITUTION} {LONG_COHORT}.csv",
+            content=b"", plan_digest="0" * 64, staff_user_id=admin[0].id, applied_at=at,
+            rows_total=2, rows_done=2, progress_at=at, finished_at=at,
+            outcome={"created": 1, "updated": 0, "unchanged": 0, "renamed": 0, "moved": 0,
+                     "institutions_created": 0, "cohorts_created": 0, "rejected_total": 1,
+                     "rejected": [[3, f"no_wa {LONG_WORD!r} is not a valid WhatsApp number"]]}))
         session.flush()
         return {"cohort_id": cohort.id, "graduate_id": graduate.id, "job_id": job.id,
-                "user_id": admin[0].id}
+                "user_id": admin[0].id, "token": WIDE_UPLOAD}
 
 
 def page_urls(app, ids: dict[str, int]) -> list[str]:
