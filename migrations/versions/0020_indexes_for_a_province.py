@@ -1,7 +1,7 @@
 """indexes for a province-size dashboard
 
 Revision ID: 0020
-Revises: 0015
+Revises: 0018
 Create Date: 2026-12-04 18:30:00.000000
 
 At 100,000 graduates the dashboard's needs-help list sorted every graduate row, and its
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 
 revision = '0020'
-down_revision = '0015'
+down_revision = '0018'
 branch_labels = None
 depends_on = None
 
