@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -29,18 +28,13 @@ from bot.models import AuditLog, Interest, JobOpening, Message
 from bot.staffusers import add_staff
 from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN
 from tests.factories import make_cohort, make_graduates
-from tests.live import wait_for
+from tests.live import gunicorn_running, wait_for
 from tests.staff_helpers import PASSWORD, csrf_from
 
 VENV_BIN = Path(sys.executable).parent
 PUBLIC_URL = "http://kabar.test"
 GRADUATES = 40
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -65,30 +59,12 @@ def world(db):
 @pytest.fixture
 def gunicorn(settings, tmp_path):
     """``gunicorn -w 3 "bot:create_app()"`` on a free loopback port; yields its base URL."""
-    port = _free_port()
     env = {**os.environ, "KABAR_DATABASE_URL": settings.database.url,
            "KABAR_SECRET_KEY": "test-secret", "KABAR_PUBLIC_URL": PUBLIC_URL,
            "KABAR_TRANSPORT": "simulator", "TWILIO_AUTH_TOKEN": TEST_AUTH_TOKEN,
            "TWILIO_ACCOUNT_SID": TEST_ACCOUNT_SID, "KABAR_CONFIG": ""}
-    log = (tmp_path / "gunicorn.log").open("w")
-    process = subprocess.Popen(
-        [str(VENV_BIN / "gunicorn"), "-w", "3", "-b", f"127.0.0.1:{port}", "--timeout", "60",
-         "bot:create_app()"], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return requests.get(url + "/healthz", timeout=5).status_code == 200
-        except requests.RequestException:
-            return False
-
-    try:
-        wait_for(up, timeout=60, interval=0.2, message="gunicorn to answer /healthz")
+    with gunicorn_running(env, tmp_path, workers=3, timeout=60) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        log.close()
 
 
 def _inbound(phone: str, body: str) -> tuple[dict[str, str], dict[str, str]]:

@@ -11,9 +11,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
-import subprocess
-import sys
 
 import pytest
 import requests
@@ -22,46 +19,19 @@ from sqlalchemy import func, select
 from bot.models import AuditLog, Graduate
 from bot.roster_plan import COMMIT_EVERY
 from bot.staffusers import add_staff
-from tests.live import wait_for
+from tests.live import gunicorn_running, wait_for
 from tests.roster_helpers import big_roster, import_held
 from tests.staff_helpers import PASSWORD, csrf_from
-
-VENV_BIN = os.path.dirname(sys.executable)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
 def gunicorn(settings, tmp_path):
     """``gunicorn -w 2 "bot:create_app()"`` on a free loopback port; yields its base URL."""
-    port = _free_port()
     env = {**os.environ, "KABAR_DATABASE_URL": settings.database.url,
            "KABAR_SECRET_KEY": "test-secret", "KABAR_PUBLIC_URL": "http://kabar.test",
            "KABAR_TRANSPORT": "simulator", "KABAR_CONFIG": ""}
-    log = (tmp_path / "gunicorn.log").open("w")
-    process = subprocess.Popen(
-        [os.path.join(VENV_BIN, "gunicorn"), "-w", "2", "-b", f"127.0.0.1:{port}",
-         "--timeout", "120", "bot:create_app()"], cwd=tmp_path, env=env, stdout=log,
-        stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return requests.get(url + "/healthz", timeout=5).status_code == 200
-        except requests.RequestException:
-            return False
-
-    try:
-        wait_for(up, timeout=60, interval=0.2, message="gunicorn to answer /healthz")
+    with gunicorn_running(env, tmp_path, workers=2, timeout=120) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
 
 
 def _exited(pid: int) -> bool:
