@@ -42,7 +42,9 @@ def create_app(settings: Settings | None = None, db: Database | None = None, *,
     app.config["KABAR_DEMO"] = demo
     app.config["SECRET_KEY"] = settings.app.secret_key or _ephemeral_secret()
     app.extensions["kabar.settings"] = settings
-    app.extensions["kabar.db"] = db or Database(settings.database.url)
+    app.extensions["kabar.db"] = db or Database(
+        settings.database.url, read_url=settings.database.read_url,
+        max_lag_seconds=settings.database.replica_max_lag_seconds)
     # A request body over this is refused (413) before it is read: a roster upload is the
     # largest thing anyone sends, about 2 MB for 20,000 graduates.
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES

@@ -33,7 +33,9 @@ class Context:
     @property
     def db(self) -> Database:
         if self._db is None:
-            self._db = Database(self.settings.database.url)
+            database = self.settings.database
+            self._db = Database(database.url, read_url=database.read_url,
+                                max_lag_seconds=database.replica_max_lag_seconds)
         return self._db
 
 
@@ -551,6 +553,12 @@ def _status_text(found: dict) -> str:
                  + f", sending {out['sending']}, unsettled {out['unsettled']}")
     lines.append("inbox")
     lines.append(f"  waiting {found['inbox_waiting']}")
+    replica = found.get("replica")
+    if replica is not None:
+        lag = replica["lag_seconds"]
+        lines.append("read replica")
+        lines.append(f"  {'in use' if replica['usable'] else 'NOT IN USE: ' + replica['reason']}"
+                     + (f", {lag:.1f} s behind" if lag is not None else ""))
     return "\n".join(lines)
 
 

@@ -5,8 +5,9 @@ Where the file comes from, first match wins: an explicit path (``--config``), th
 embedded default: SQLite in the working directory and the simulator transport).
 
 Secrets may come from the environment instead of the file: ``KABAR_SECRET_KEY``,
-``KABAR_DATABASE_URL``, ``TWILIO_ACCOUNT_SID``, ``TWILIO_AUTH_TOKEN``. Every unknown key or bad
-value is refused with a message that names the file and the key.
+``KABAR_DATABASE_URL``, ``KABAR_DATABASE_READ_URL``, ``TWILIO_ACCOUNT_SID``,
+``TWILIO_AUTH_TOKEN``. Every unknown key or bad value is refused with a message that names the
+file and the key.
 """
 
 from __future__ import annotations
@@ -60,6 +61,10 @@ class JoiningSettings:
 @dataclass(frozen=True)
 class DatabaseSettings:
     url: str = "sqlite:///kabar.db"
+    # A PostgreSQL streaming replica the console's pages read from ("" for none).
+    read_url: str = ""
+    replica_max_lag_seconds: float = 30.0
+    primary_after_write_seconds: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -189,6 +194,7 @@ _ENV_OVERRIDES = {
     "KABAR_SECRET_KEY": ("app", "secret_key"),
     "KABAR_PUBLIC_URL": ("app", "public_url"),
     "KABAR_DATABASE_URL": ("database", "url"),
+    "KABAR_DATABASE_READ_URL": ("database", "read_url"),
     "KABAR_TRANSPORT": ("transport", "kind"),
     "TWILIO_ACCOUNT_SID": ("twilio", "account_sid"),
     "TWILIO_AUTH_TOKEN": ("twilio", "auth_token"),
@@ -319,6 +325,19 @@ def _validate(s: Settings) -> None:
     if "://" not in s.database.url:
         raise ConfigError(f"{src}: database.url must be a SQLAlchemy URL such as "
                           "sqlite:///kabar.db or postgresql+psycopg://user@host/db")
+    if s.database.read_url:
+        if "://" not in s.database.read_url:
+            raise ConfigError(f"{src}: database.read_url must be a SQLAlchemy URL such as "
+                              "postgresql+psycopg://user@replica-host/db")
+        if not (s.database.url.startswith("postgresql")
+                and s.database.read_url.startswith("postgresql")):
+            raise ConfigError(f"{src}: database.read_url (a read replica) needs PostgreSQL "
+                              "for both database.url and database.read_url; leave it empty "
+                              "with SQLite")
+    if s.database.replica_max_lag_seconds <= 0:
+        raise ConfigError(f"{src}: database.replica_max_lag_seconds must be above 0")
+    if s.database.primary_after_write_seconds < 0:
+        raise ConfigError(f"{src}: database.primary_after_write_seconds must be 0 or more")
     if s.transport.kind not in TRANSPORTS:
         raise ConfigError(f"{src}: transport.kind must be one of {', '.join(TRANSPORTS)}, "
                           f"not {s.transport.kind!r}")

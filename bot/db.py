@@ -7,16 +7,29 @@ upgrading a read to a write (they queue on the busy timeout instead). The except
 insert): SQLite runs it as its own transaction and holds the lock only while it runs, not for
 the Python around it (the webhook took 35 % more requests a second). PostgreSQL needs none of
 this; there the outbox is claimed with ``FOR UPDATE SKIP LOCKED``.
+
+On PostgreSQL the console's pages may read from a streaming replica (``database.read_url``):
+``Database.replica_session`` hands out a read session on the replica while it answers and has
+replayed what the primary sent it to within ``database.replica_max_lag_seconds``; otherwise,
+and always without a replica, it is ``read_session`` on the primary. Everything that writes,
+and every reader outside the console's pages, uses the primary.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 
@@ -96,16 +109,63 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-class Database:
-    """The engine and a session factory, built once from the settings and passed around."""
+# How far behind the primary a replica is, in seconds: 0 when it has replayed all it received
+# (an idle primary sends nothing, so the time of the last replayed commit says nothing then).
+REPLICA_LAG_SQL = """
+SELECT pg_is_in_recovery(),
+       CASE WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0
+            ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0)
+       END
+"""
+# A replica's state is looked at again after this many seconds (not on every page).
+REPLICA_CHECK_SECONDS = 5.0
 
-    def __init__(self, url: str, **engine_kwargs) -> None:
+
+@dataclass(frozen=True)
+class ReplicaState:
+    """What the last look at the replica found; ``usable`` when pages may read from it."""
+
+    usable: bool
+    lag_seconds: float | None
+    reason: str  # why it is not usable ("" when it is)
+    checked_at: float
+
+    def as_dict(self) -> dict:
+        return {"usable": self.usable, "lag_seconds": self.lag_seconds,
+                "reason": self.reason or None}
+
+
+class Database:
+    """The engine and a session factory, built once from the settings and passed around.
+
+    ``read_url`` (PostgreSQL only) is a streaming replica the console's pages may read from
+    (``replica_session``) while it is no more than ``max_lag_seconds`` behind.
+    """
+
+    def __init__(self, url: str, *, read_url: str = "", max_lag_seconds: float = 30.0,
+                 monotonic: Callable[[], float] = time.monotonic, **engine_kwargs) -> None:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.read_sessions = sessionmaker(
             self.engine.execution_options(kabar_readonly=True), expire_on_commit=False)
         event.listen(self.read_sessions, "before_flush", _refuse_writes)
+        self.read_url = read_url
+        self.max_lag_seconds = max_lag_seconds
+        self._monotonic = monotonic
+        self._replica_lock = threading.Lock()
+        self._replica_state: ReplicaState | None = None
+        self.replica_engine: Engine | None = None
+        self.replica_sessions: sessionmaker | None = None
+        if read_url:
+            # A replica that does not answer must not hold a page up for long.
+            self.replica_engine = make_engine(read_url, connect_args={
+                "options": "-c jit=off -c default_transaction_read_only=on",
+                "connect_timeout": 3})
+            self.replica_sessions = sessionmaker(
+                self.replica_engine.execution_options(kabar_readonly=True),
+                expire_on_commit=False)
+            event.listen(self.replica_sessions, "before_flush", _refuse_writes)
         # For exactly one statement (the webhook's insert): no transaction around it on
         # SQLite, where a single statement is atomic by itself; PostgreSQL is unchanged.
         self.single_statement = self.engine.execution_options(kabar_single_statement=True)
@@ -124,6 +184,53 @@ class Database:
         """
         return _transaction(self.read_sessions)
 
+    def replica_session(self) -> AbstractContextManager[Session]:
+        """A read session on the replica when there is one it may read from, else
+        ``read_session`` on the primary (see ``replica_state``)."""
+        if self.replica_sessions is not None and self.replica_state().usable:
+            return _transaction(self.replica_sessions)
+        return self.read_session()
+
+    def replica_state(self, *, fresh: bool = False) -> ReplicaState | None:
+        """The replica's state, looked at again at most every ``REPLICA_CHECK_SECONDS``
+        (``fresh``: now). None without a replica. Not usable when it cannot be reached, is
+        not in recovery (a promoted replica is no longer fed by the primary), or is more than
+        ``max_lag_seconds`` behind."""
+        if self.replica_engine is None:
+            return None
+        now = self._monotonic()
+        state = self._replica_state
+        if not fresh and state is not None and now - state.checked_at < REPLICA_CHECK_SECONDS:
+            return state
+        with self._replica_lock:
+            state = self._replica_state
+            if fresh or state is None or now - state.checked_at >= REPLICA_CHECK_SECONDS:
+                state = self._replica_state = self._look_at_replica(now)
+        return state
+
+    def _look_at_replica(self, now: float) -> ReplicaState:
+        previous = self._replica_state
+        try:
+            with self.replica_engine.connect() as conn:
+                recovering, lag = conn.execute(text(REPLICA_LAG_SQL)).one()
+        except SQLAlchemyError as exc:
+            state = ReplicaState(False, None, f"cannot be reached ({type(exc).__name__})", now)
+        else:
+            lag = float(lag)
+            if not recovering:
+                state = ReplicaState(False, lag, "is not a replica (not in recovery)", now)
+            elif lag > self.max_lag_seconds:
+                state = ReplicaState(False, lag, f"is {lag:.0f} s behind the primary", now)
+            else:
+                state = ReplicaState(True, lag, "", now)
+        if not state.usable and (previous is None or previous.usable):
+            log.warning("the read replica %s: the console reads from the primary meanwhile",
+                        state.reason)
+        elif state.usable and previous is not None and not previous.usable:
+            log.info("the read replica answers again, %.1f s behind: the console reads from "
+                     "it again", state.lag_seconds)
+        return state
+
     def create_all(self) -> None:
         """Create every table directly (tests); deployments use ``kabar db upgrade``."""
         from bot.models import Base
@@ -132,3 +239,5 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self.replica_engine is not None:
+            self.replica_engine.dispose()

@@ -9,7 +9,10 @@ on status and ``next_attempt_at``).
 - no scheduler leads (no scheduler row with role "leader" beaten within
   ``processes.STALE_AFTER``): no round, reminder or expiry starts;
 - more than one scheduler says it leads (two databases mixed up, or clocks far apart);
-- messages wait (incoming to handle, or outgoing due now) and no dispatcher is alive.
+- messages wait (incoming to handle, or outgoing due now) and no dispatcher is alive;
+- a read replica is configured (``database.read_url``) and cannot be read from: it does not
+  answer, is not in recovery, or is further behind than ``database.replica_max_lag_seconds``
+  (the console reads from the primary meanwhile). ``replica`` then says which, and the lag.
 
 A standby that is missing is not a problem (one scheduler is a valid deployment); ``kabar
 status`` shows it. The caller answers 503 when the database cannot be read at all.
@@ -65,7 +68,11 @@ def report(db: Database, *, now: datetime | None = None,
     if waiting and not alive_dispatchers:
         problems.append(f"no dispatcher is alive and {waiting} messages wait "
                         f"({inbox_waiting} incoming, {outbox['due_now']} outgoing)")
-    return {
+    replica = db.replica_state(fresh=True)
+    if replica is not None and not replica.usable:
+        problems.append(f"the read replica {replica.reason}: the console reads from the "
+                        "primary")
+    result = {
         "status": DEGRADED if problems else OK,
         "problems": problems,
         "inbox_waiting": inbox_waiting,
@@ -78,6 +85,9 @@ def report(db: Database, *, now: datetime | None = None,
         "outbox": outbox,
         "checked_at": now.isoformat(),
     }
+    if replica is not None:
+        result["replica"] = replica.as_dict()
+    return result
 
 
 def _backlog(db: Database, now: datetime,

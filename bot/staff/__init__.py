@@ -14,7 +14,7 @@ bp = Blueprint("staff", __name__, url_prefix="/staff", template_folder="template
 
 def init_app(app) -> None:
     """Register the console: login manager, CSRF protection, the blueprint and its views."""
-    from bot.staff import auth, formats, views  # noqa: F401  (views register their routes on bp)
+    from bot.staff import auth, formats, reads, views  # noqa: F401  (views register on bp)
 
     auth.init_app(app)
     formats.register(app)

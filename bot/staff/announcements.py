@@ -10,7 +10,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import get_db, get_settings
+from bot import get_settings
 from bot.broadcasts import (
     ANNOUNCEMENT_LIMIT,
     BroadcastError,
@@ -28,6 +28,7 @@ from bot.staff.auth import can_write, visible_cohorts
 from bot.staff.formats import clock_text
 from bot.staff.i18n import t
 from bot.staff.jobs import page, progress_of, selected_ids, session_for_request, whatsapp_html
+from bot.staff.reads import page_session
 
 PER_PAGE = 20
 
@@ -121,7 +122,7 @@ def announcements_progress():
     ids = selected_ids(request.args.get("ids", "").split(","))[:PER_PAGE]
     if not ids:
         abort(404)
-    with get_db().read_session() as session:
+    with page_session() as session:
         found = session.scalars(select(Broadcast).where(
             Broadcast.id.in_(ids), Broadcast.kind == "announcement"))
         data = {str(bc.id): progress_of(session, bc, None) for bc in found}

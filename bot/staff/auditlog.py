@@ -14,12 +14,13 @@ from typing import Any
 from flask import render_template, request, url_for
 from sqlalchemy import func, select
 
-from bot import get_db, get_settings
+from bot import get_settings
 from bot.models import AuditLog
 from bot.staff import bp
 from bot.staff.auth import require_role
 from bot.staff.formats import date_text, datetime_text, direction_label, status_label
 from bot.staff.i18n import t
+from bot.staff.reads import page_session
 from bot.staff.replylog import int_arg
 
 PAGE_SIZE = 50
@@ -114,7 +115,7 @@ def audit():
     action = (request.args.get("action") or "").strip()[:64]
     before_id = int_arg("before_id")
     zone = get_settings().tz
-    with get_db().read_session() as session:
+    with page_session() as session:
         stmt = select(AuditLog)
         if actor:
             stmt = stmt.where(func.lower(AuditLog.actor) == actor.lower())

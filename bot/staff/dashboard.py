@@ -29,7 +29,6 @@ from flask_login import current_user, login_required
 from sqlalchemy import and_, any_, case, func, literal, or_, select, true
 from sqlalchemy.orm import Session
 
-from bot import get_db
 from bot.models import (
     EMPLOYMENT_STATUSES,
     CheckInRound,
@@ -44,6 +43,7 @@ from bot.staff.auth import cohort_or_404
 from bot.staff.charts import Bar, Point, Segment, bar_chart, line_chart, stacked_bars
 from bot.staff.formats import number_text
 from bot.staff.i18n import current_language, t
+from bot.staff.reads import page_session
 from bot.staff.replylog import int_arg
 from bot.staff.timeline import count_if, day_label, local, month_name, short_date, when
 
@@ -454,7 +454,7 @@ def _scope(session: Session) -> Scope:
 @login_required
 def dashboard():
     """Figures, charts and lists for everything visible, one institution or one cohort."""
-    with get_db().read_session() as session:
+    with page_session() as session:
         scope = _scope(session)
         own = current_user.scope_institution_id
         institutions = session.execute(

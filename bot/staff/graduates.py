@@ -33,6 +33,7 @@ from bot.models import (
 from bot.staff import bp
 from bot.staff.auth import can_write, graduate_or_404
 from bot.staff.i18n import t
+from bot.staff.reads import page_session
 from bot.staff.timeline import cursor_arg, message_page, when
 
 # Interpreted field -> the raw_answers keys its text came from (see bot.conversations.checkin).
@@ -184,7 +185,7 @@ def _page(session: Session, graduate: Graduate, failed: tuple[int, CorrectionFor
 @login_required
 def graduate(graduate_id: int):
     """Profile, every round's answers, and the whole message history."""
-    with get_db().read_session() as session:
+    with page_session() as session:
         return _page(session, graduate_or_404(session, graduate_id))
 
 

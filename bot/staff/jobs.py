@@ -56,6 +56,7 @@ from bot.staff import bp
 from bot.staff.auth import can_write, scoped_cohort_ids, visible_cohorts
 from bot.staff.formats import DATETIME_FORMAT, clock_text
 from bot.staff.i18n import t
+from bot.staff.reads import page_session
 from bot.staff.timeline import local, wa_format
 
 EXPORT_FORMATS = {"csv": "text/csv; charset=utf-8",
@@ -110,7 +111,7 @@ def page(template: str, **context) -> str:
 def session_for_request():
     """A writing session for a POST; for a GET one that takes no writer lock (SQLite)."""
     db = get_db()
-    return db.session() if request.method == "POST" else db.read_session()
+    return db.session() if request.method == "POST" else page_session()
 
 
 def selected_ids(values: list[str]) -> list[int]:
@@ -160,7 +161,7 @@ def jobs():
     if shown not in ("open", "closed"):
         shown = "open"
     today = _today()
-    with get_db().read_session() as session:
+    with page_session() as session:
         scope = scoped_cohort_ids(session)
         stmt = select(JobOpening).order_by(JobOpening.created_at.desc(), JobOpening.id.desc())
         if scope is not None:
@@ -307,7 +308,7 @@ def _set_closed(job_id: int, closed: bool):
 def job(job_id: int):
     """A job opening: its text, every send with live delivery progress, the shortlist."""
     settings = get_settings()
-    with get_db().read_session() as session:
+    with page_session() as session:
         job = job_or_404(session, job_id)
         scope = scoped_cohort_ids(session)
         sends = []
@@ -324,7 +325,7 @@ def job(job_id: int):
 @login_required
 def job_progress(job_id: int):
     """Delivery counts of each send of the job and the shortlist size (polled by the page)."""
-    with get_db().read_session() as session:
+    with page_session() as session:
         job = job_or_404(session, job_id)
         scope = scoped_cohort_ids(session)
         sends = {str(bc.id): progress_of(session, bc, scope)
@@ -500,7 +501,7 @@ def job_shortlist_export(job_id: int, fmt: str):
 
     if fmt not in EXPORT_FORMATS:
         abort(404)
-    with get_db().read_session() as session:
+    with page_session() as session:
         job = job_or_404(session, job_id)
         rows = _shortlist(session, job, scoped_cohort_ids(session))
         header = [t(f"jobs.export.{key}") for key in

@@ -22,6 +22,7 @@ from bot.outbox import enqueue
 from bot.staff import bp
 from bot.staff.auth import can_write, cohort_or_404, visible_cohorts
 from bot.staff.i18n import t
+from bot.staff.reads import page_session
 
 MAX_LISTED = 500
 
@@ -29,7 +30,7 @@ MAX_LISTED = 500
 @bp.get("/joins")
 @can_write
 def joins():
-    with get_db().read_session() as session:
+    with page_session() as session:
         waiting = session.execute(
             select(Graduate, Cohort)
             .outerjoin(Cohort, Graduate.cohort_id == Cohort.id)

@@ -33,6 +33,7 @@ from bot.staff import bp
 from bot.staff.auth import can_write, scoped_cohort_ids
 from bot.staff.i18n import t
 from bot.staff.jobs import page
+from bot.staff.reads import page_session
 
 GROUPS_PER_PAGE = 50
 ENTRIES_PER_PAGE = 50
@@ -98,7 +99,7 @@ def _render(session, *, error: str | None = None, status: int = 200, group_page:
 def learning():
     """The unresolved groups (paged, ``?page=``) and, for staff, the taught meanings
     (``?taught=``)."""
-    with get_db().read_session() as session:
+    with page_session() as session:
         return _render(session, group_page=_page_arg("page"), entry_page=_page_arg("taught"))
 
 

@@ -19,13 +19,14 @@ from bot.privacy import PrivacyError, erase_graduate, graduate_data
 from bot.staff import bp
 from bot.staff.auth import graduate_or_404, require_role
 from bot.staff.i18n import t
+from bot.staff.reads import page_session
 
 
 @bp.get("/graduates/<int:graduate_id>/data.json")
 @require_role("admin")
 def graduate_data_copy(graduate_id: int):
     """Everything Kabar keeps about one graduate, as a JSON download."""
-    with get_db().read_session() as session:
+    with page_session() as session:
         data = graduate_data(session, graduate_or_404(session, graduate_id))
     name = f"kabar-data-{graduate_id}.json"
     record(get_db(), current_user.name, "graduate.data_copy", graduate_id=graduate_id,

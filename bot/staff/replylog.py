@@ -53,6 +53,7 @@ from bot.staff.formats import (
     status_label,
 )
 from bot.staff.i18n import t
+from bot.staff.reads import page_session
 
 PAGE_SIZE = 50
 DIRECTIONS = (INBOUND, OUTBOUND)
@@ -306,7 +307,7 @@ def _rows(session, messages: list[Any], cohorts: dict[int, Any]) -> list[dict[st
 @login_required
 def log():
     """The reply log: filters, one page of messages, links to older and newer pages."""
-    with get_db().read_session() as session:
+    with page_session() as session:
         filters, errors = read_filters(session)
         institutions, cohorts, choose_first = log_cohort_options(session, filters)
         messages, has_older, has_newer = _page(session, filters)
@@ -337,7 +338,7 @@ def log_export(fmt: str):
     name = f"kabar-balasan-{stamp}.{fmt}"
     with tempfile.TemporaryDirectory(prefix="kabar-log-") as folder:
         path = Path(folder) / name
-        with get_db().read_session() as session:
+        with page_session() as session:
             filters, _errors = read_filters(session)
             export(session, "messages", fmt, path, actor=current_user.name,
                    filters=filters.for_export(session), tz=get_settings().tz,

@@ -31,6 +31,7 @@ from bot.outcomes import dmy, parse_dmy
 from bot.staff import bp
 from bot.staff.auth import cohort_or_404
 from bot.staff.i18n import current_language, t
+from bot.staff.reads import page_session
 from bot.staff.replylog import MIMETYPES, cohort_choices, date_arg, int_arg, scoped_period
 
 
@@ -82,7 +83,7 @@ def export_filters(session, f: ReportFilters) -> dict[str, Any]:
 @bp.get("/outcomes")
 @login_required
 def outcomes():
-    with get_db().read_session() as session:
+    with page_session() as session:
         f, errors = read_filters(session)
         chosen = export_filters(session, f)
         stmt = (select(func.count()).select_from(ProgressReport)
@@ -109,7 +110,7 @@ def outcomes_export(fmt: str):
     name = f"kabar-{'outcomes' if language == 'en' else 'hasil'}-{stamp}.{fmt}"
     with tempfile.TemporaryDirectory(prefix="kabar-outcomes-") as folder:
         path = Path(folder) / name
-        with get_db().read_session() as session:
+        with page_session() as session:
             f, _errors = read_filters(session)
             export(session, fmt, path, actor=current_user.name,
                    filters=export_filters(session, f), language=language, tz=settings.tz,
@@ -150,7 +151,7 @@ def tracer():
     from bot.tracer import MILESTONES, percent
 
     settings = get_settings()
-    with get_db().read_session() as session:
+    with page_session() as session:
         f, errors = read_filters(session)
         report = _tracer_report(session, f)
         return render_template(
@@ -172,7 +173,7 @@ def tracer_export():
     name = f"kabar-tracer-{stamp}.xlsx"
     with tempfile.TemporaryDirectory(prefix="kabar-tracer-") as folder:
         path = Path(folder) / name
-        with get_db().read_session() as session:
+        with page_session() as session:
             f, _errors = read_filters(session)
             report = _tracer_report(session, f)
             write_xlsx(report, path, texts(current_language()), settings.office.name)

@@ -24,6 +24,7 @@ from bot.privacy import erased_numbers
 from bot.staff import bp
 from bot.staff.auth import can_write, cohort_or_404, graduate_or_404, scoped_cohort_ids
 from bot.staff.i18n import t
+from bot.staff.reads import page_session
 from bot.staff.replylog import cohort_choices, console_link, int_arg
 
 PAGE_SIZE = 50
@@ -63,7 +64,7 @@ def _phone_digits(text: str) -> str | None:
 @login_required
 def roster():
     """Graduates by name, filtered by text, cohort and state; 50 a page (keyset on name, id)."""
-    with get_db().read_session() as session:
+    with page_session() as session:
         cohorts = cohort_choices(session)
         cohort_id = int_arg("cohort_id")
         if cohort_id is not None:

@@ -25,6 +25,7 @@ from bot.staff import bp
 from bot.staff.auth import can_write, cohort_or_404, visible_cohorts
 from bot.staff.i18n import current_language, t
 from bot.staff.jobs import page, session_for_request
+from bot.staff.reads import page_session
 
 NEXT_RUNS = 3
 MODES = ("monthly", "weekly", "daily", "cron")
@@ -146,7 +147,7 @@ def _row(cohort: Cohort) -> Row:
 @login_required
 def schedules():
     """Every visible cohort's schedule in words, with its next run times."""
-    with get_db().read_session() as session:
+    with page_session() as session:
         rows = [_row(c) for c in visible_cohorts(session)]
         return page("staff/schedules.html", rows=rows,
                     default=describe(get_settings().scheduler.default_checkin))

@@ -24,7 +24,7 @@ from markupsafe import Markup, escape
 from sqlalchemy import case, func, select, tuple_
 from sqlalchemy.orm import Session
 
-from bot import get_db, get_settings
+from bot import get_settings
 from bot.cleaning import id_value
 from bot.models import (
     INBOUND,
@@ -44,6 +44,7 @@ from bot.staff import bp
 from bot.staff.auth import cohort_or_404, scoped_cohort_ids
 from bot.staff.formats import date_text, datetime_text
 from bot.staff.i18n import t
+from bot.staff.reads import page_session
 
 PAGE_SIZE = 50
 POLL_LIMIT = 100
@@ -256,7 +257,7 @@ def cursor_arg(name: str) -> int | None:
 def timeline_index():
     """Every visible cohort with its graduates and its last message (no count of messages:
     that would read every message of every cohort)."""
-    with get_db().read_session() as session:
+    with page_session() as session:
         allowed = scoped_cohort_ids(session)
         last = (select(Message.created_at).where(Message.cohort_id == Cohort.id)
                 .order_by(Message.id.desc()).limit(1).correlate(Cohort).scalar_subquery())
@@ -280,7 +281,7 @@ def timeline_index():
 @login_required
 def timeline(cohort_id: int):
     """The cohort's messages, both directions, like a group chat; newest at the bottom."""
-    with get_db().read_session() as session:
+    with page_session() as session:
         cohort = cohort_or_404(session, cohort_id)
         page = message_page(session, Message.cohort_id == cohort.id,
                             before=cursor_arg("before"), after=cursor_arg("after"))
@@ -297,6 +298,6 @@ def timeline(cohort_id: int):
 @login_required
 def timeline_poll(cohort_id: int):
     """JSON: the bubbles of messages newer (by id) than ``?after=``."""
-    with get_db().read_session() as session:
+    with page_session() as session:
         cohort = cohort_or_404(session, cohort_id)
         return jsonify(poll(session, Message.cohort_id == cohort.id, cursor_arg("after") or 0))

@@ -22,6 +22,7 @@ from bot.phones import PhoneError, normalize_phone
 from bot.staff import bp
 from bot.staff.auth import VERSION_KEY, admin_only
 from bot.staff.i18n import t
+from bot.staff.reads import page_session
 from bot.staffusers import MIN_PASSWORD_LENGTH, StaffError, add_staff
 
 
@@ -96,7 +97,7 @@ def _list(session, form: UserForm, errors: dict[str, str], status: int = 200):
 @admin_only
 def users():
     """Every staff user, and the form to add one."""
-    with get_db().read_session() as session:
+    with page_session() as session:
         form = UserForm()
         form.role.data = "staff"
         return _list(session, form, {})
