@@ -79,8 +79,8 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 @contextmanager
-def _transaction(factory: sessionmaker) -> Iterator[Session]:
-    session = factory()
+def _transaction(factory: sessionmaker, **options) -> Iterator[Session]:
+    session = factory(**options)
     try:
         yield session
         session.commit()
@@ -188,8 +188,28 @@ class Database:
         """A read session on the replica when there is one it may read from, else
         ``read_session`` on the primary (see ``replica_state``)."""
         if self.replica_sessions is not None and self.replica_state().usable:
-            return _transaction(self.replica_sessions)
+            return self._replica_transaction()
         return self.read_session()
+
+    @contextmanager
+    def _replica_transaction(self) -> Iterator[Session]:
+        try:
+            # Connected before the page runs: a replica gone since it was last looked at
+            # sends this page to the primary, not into an error.
+            connection = self.replica_engine.connect()
+        except SQLAlchemyError as exc:
+            self._replica_state = ReplicaState(
+                False, None, f"cannot be reached ({type(exc).__name__})", self._monotonic())
+            log.warning("the read replica cannot be reached: the console reads from the "
+                        "primary meanwhile")
+            with self.read_session() as session:
+                yield session
+            return
+        try:
+            with _transaction(self.replica_sessions, bind=connection) as session:
+                yield session
+        finally:
+            connection.close()
 
     def replica_state(self, *, fresh: bool = False) -> ReplicaState | None:
         """The replica's state, looked at again at most every ``REPLICA_CHECK_SECONDS``
