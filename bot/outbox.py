@@ -14,17 +14,18 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.delivery import catch_up
+from bot.delivery import catch_up, lock_sids
 from bot.models import (
     MSG_FAILED,
     MSG_PENDING,
     MSG_SENDING,
     MSG_SUPPRESSED,
     OUTBOUND,
+    DeliveryEvent,
     Graduate,
     Message,
     utcnow,
@@ -186,6 +187,37 @@ def mark_sent(session: Session, message_id: int, sid: str, status: str, *,
     session.flush()
     catch_up(session, message)
     return message
+
+
+_messages = Message.__table__
+_RECORD_SENT = (update(_messages)
+                .where(_messages.c.id == bindparam("b_id"))
+                .values(twilio_sid=bindparam("b_sid"), status=bindparam("b_status"),
+                        sent_at=bindparam("b_at"), next_attempt_at=None, error_code=None,
+                        error_message=None,
+                        content_sid=func.coalesce(_messages.c.content_sid, bindparam("b_csid"))))
+
+
+def mark_sent_many(session: Session, sent: list[tuple[int, str, str, str | None, datetime]]
+                   ) -> None:
+    """``mark_sent`` for many rows at once: (message id, SID, status, content SID, when) each.
+
+    One UPDATE per row sent as one batch (no ORM rows are loaded), then the callbacks that came
+    before their SIDs were stored are applied to the few rows that have any. The caller
+    commits; the whole batch is one transaction.
+    """
+    if not sent:
+        return
+    sids = [sid for _, sid, _, _, _ in sent]
+    lock_sids(session, sids)
+    session.execute(_RECORD_SENT, [{"b_id": mid, "b_sid": sid, "b_status": status,
+                                    "b_csid": csid, "b_at": at}
+                                   for mid, sid, status, csid, at in sent])
+    early = set(session.scalars(select(DeliveryEvent.sid).where(DeliveryEvent.sid.in_(sids))
+                                .distinct()))
+    for message_id, sid, *_ in sent:
+        if sid in early:
+            catch_up(session, _get(session, message_id))
 
 
 def backoff_delay(attempts: int, rand: Callable[[], float] = random.random) -> timedelta:
