@@ -238,6 +238,7 @@ class Dispatcher:
                 room = limit is None or claimed_total < limit
                 if not exhausted and room and len(pending) < self.refill_below:
                     if time.monotonic() - last_settle >= SETTLE_EVERY_SECONDS:
+                        claimed_total -= self._give_back(pending)
                         settled, found_now = self.settle(stop)
                         found += found_now
                         last_settle = time.monotonic()
@@ -248,6 +249,7 @@ class Dispatcher:
                     pending.extend(requests)
                     if not claimed:
                         if settled:  # rows settled as not sent are due again: settle more
+                            claimed_total -= self._give_back(pending)
                             settled, found_now = self.settle(stop)
                             found += found_now
                             last_settle = time.monotonic()
@@ -279,6 +281,17 @@ class Dispatcher:
             log.info("dispatcher %s: %d of %d messages accepted", self.worker_id, sent,
                      claimed_total)
         return sent + found
+
+    def _give_back(self, pending: deque[OutboundRequest]) -> int:
+        """Release the claimed rows not yet sent, before settling: settling takes a while (one
+        lookup after another) and must not leave them claimed past the lease, where this very
+        dispatcher's settling, or another's, would take them for abandoned."""
+        if not pending:
+            return 0
+        count = len(pending)
+        self._release([r.message_id for r in pending])
+        pending.clear()
+        return count
 
     def _claim(self, size: int) -> tuple[int, list[OutboundRequest]]:
         """Claim up to ``size`` due rows; (how many were claimed, the requests to send)."""
