@@ -7,7 +7,12 @@ error code (21211 invalid number, 63016 outside the 24-hour window without a tem
 (refused, no route, connect timeout), is definite: Twilio does not have the message. A
 connection lost or timed out after the request went out, or an answer the SDK cannot read, is
 not: Twilio may have accepted the message, so the error says ``maybe_sent`` and the dispatcher
-looks the message up (``find_sent``, Twilio's message list) before sending it again.
+looks the message up (``find_sent``, Twilio's message list) before sending it again. A 429
+carries the seconds of its ``Retry-After`` header (``TransportError.retry_after``): the
+dispatcher pauses every dispatcher for that long (``bot.pacing``).
+
+One transport is shared by a dispatcher's sending threads: the SDK's HTTP client keeps one
+requests session whose connection pool is as large as ``dispatch.concurrency``.
 
 ``twilio.api_base_url`` points the SDK somewhere else than https://api.twilio.com (tests use a
 loopback fake of Twilio): the SDK builds every Messages URL from its ``api`` domain's
