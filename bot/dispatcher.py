@@ -298,11 +298,6 @@ class Dispatcher:
         with self.db.session() as session:
             now = self.clock()
             messages = claim_due(session, size, self.worker_id, now)
-            # The graduates' windows decide template or body: load them in one query (the
-            # rows' ``graduate`` then comes from the session without another).
-            graduate_ids = {m.graduate_id for m in messages if m.graduate_id is not None}
-            if graduate_ids:
-                session.scalars(select(Graduate).where(Graduate.id.in_(graduate_ids))).all()
             # Built while the rows are at hand; the session is gone during the sends.
             requests = []
             for message in messages:

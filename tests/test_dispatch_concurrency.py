@@ -284,3 +284,44 @@ def test_two_dispatcher_processes_share_one_rate(tmp_path, settings, db, twilio_
     assert busiest <= rate * 1.25 + 1, busiest
     assert len({r.claimed_by for r in _rows(db)}) == 2  # both sent
     _assert_each_sent_once_with_its_sid(db, twilio_fake, 100)
+
+
+def test_claimed_rows_are_given_back_before_settling_in_the_middle_of_a_pass(settings, db,
+                                                                             monkeypatch):
+    """Settling asks the provider one message after another and may take longer than the lease:
+    rows claimed and not yet sent must not wait through it, or they would be taken for
+    abandoned and sent twice."""
+    import bot.dispatcher as dispatcher_module
+    from bot.transports import SendResult, fake_sid
+
+    monkeypatch.setattr(dispatcher_module, "SETTLE_EVERY_SECONDS", 0.0)
+    settings = settings.with_overrides(dispatch={"concurrency": 4})
+    ids = _outbox(db, 40)
+    sent: list[int] = []
+
+    class Instant:
+        name = "instant"
+
+        def send(self, req):
+            sent.append(req.message_id)
+            return SendResult(fake_sid(), "sent")
+
+    dispatcher = Dispatcher(settings, db, transport=Instant(), worker_id="host:1:me")
+    held_while_settling: list[int] = []
+    settle = dispatcher.settle
+
+    def checking_settle(stop_event=None):
+        with db.session() as session:
+            mine = session.scalars(select(Message.id).where(
+                Message.status == MSG_SENDING, Message.claimed_by == "host:1:me")).all()
+        unsent = set(mine) - set(sent)
+        held_while_settling.append(len(unsent) - dispatcher._in_flight)
+        return settle(stop_event)
+
+    monkeypatch.setattr(dispatcher, "settle", checking_settle)
+
+    assert dispatcher.run_once() == 40
+
+    assert len(held_while_settling) > 3  # it settled in the middle of the pass
+    assert max(held_while_settling) <= 0  # with nothing claimed waiting but what was in flight
+    assert Counter(sent) == Counter(ids)
