@@ -325,3 +325,36 @@ def test_claimed_rows_are_given_back_before_settling_in_the_middle_of_a_pass(set
     assert len(held_while_settling) > 3  # it settled in the middle of the pass
     assert max(held_while_settling) <= 0  # with nothing claimed waiting but what was in flight
     assert Counter(sent) == Counter(ids)
+
+
+@pytest.mark.slow
+def test_sigterm_stops_cleanly_with_requests_in_flight(tmp_path, settings, db, twilio_fake):
+    import signal
+
+    config = _config(tmp_path, settings, twilio_fake, concurrency=4, rate_per_second=1000.0)
+    proc = DispatchProcess(config, tmp_path / "dispatch.log")
+    try:
+        wait_for(lambda: _processes(db) == 1, timeout=30, message="the dispatcher to report")
+        _outbox(db, 60)
+        twilio_fake.latency = 0.3
+        assert twilio_fake.wait_for(lambda f: f.accepted_count() >= 8 and f.in_flight >= 4,
+                                    timeout=30), proc.output()
+        proc.proc.send_signal(signal.SIGTERM)  # what systemd sends
+        assert proc.proc.wait(timeout=20) == 0, proc.output()
+    finally:
+        proc.stop()
+
+    rows = _rows(db)
+    sent = {m["to"].removeprefix("whatsapp:"): m["sid"] for m in twilio_fake.accepted}
+    assert 8 <= len(sent) < 60
+    for row in rows:
+        if row.phone in sent:  # in flight at the signal: finished and recorded
+            assert (row.status, row.twilio_sid) == (MSG_QUEUED, sent[row.phone])
+        else:
+            assert (row.status, row.attempts, row.claimed_by) == (MSG_PENDING, 0, None)
+    assert _processes(db) == 0  # its heartbeat row is gone
+
+
+def _processes(db: Database) -> int:
+    with db.session() as session:
+        return len(session.scalars(select(Process).where(Process.kind == "dispatcher")).all())
