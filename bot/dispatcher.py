@@ -19,6 +19,8 @@ How a pass goes (``run_once``):
   than requests may be in flight, so the pipe never drains while Twilio answers;
 - it takes a send slot from the deployment-wide budget (``bot.pacing``: ``rate_per_second`` is
   for all dispatchers together), waits for it, and hands the request to a sending thread;
+  a graduate's next message waits until the previous one to the same number has been answered,
+  so their messages reach Twilio in order;
 - the sending thread calls ``transport.send`` and passes the outcome to the recorder thread,
   which commits finished outcomes together every few milliseconds (one transaction, each row
   its own UPDATE with its own SID); if such a batch cannot be recorded, each row is recorded
@@ -206,6 +208,7 @@ class Dispatcher:
         self.claim_size = max(1, min(self.batch_size, 2 * self.concurrency))
         self._lock = threading.Condition()
         self._in_flight = 0
+        self._numbers_in_flight: set[str] = set()
         self._sent_total = 0
         self._paused_until = 0.0
         self._pause_generation = 0
@@ -262,13 +265,17 @@ class Dispatcher:
                         break
                     continue
                 with self._lock:
-                    while self._in_flight >= self.concurrency and not stop.is_set():
+                    index = self._next_sendable(pending)
+                    if index is None:  # the pool is full, or every one waits for its number
                         self._lock.wait(WAIT_STEP_SECONDS)
+                        continue
                 if stop.is_set() or not self._wait_for_slot(stop):
                     break
-                req = pending.popleft()
+                req = pending[index]
+                del pending[index]
                 with self._lock:
                     self._in_flight += 1
+                    self._numbers_in_flight.add(req.to)
                 pool.submit(self._send_one, req, recorder, stop)
         finally:
             if pending:
@@ -281,6 +288,18 @@ class Dispatcher:
             log.info("dispatcher %s: %d of %d messages accepted", self.worker_id, sent,
                      claimed_total)
         return sent + found
+
+    def _next_sendable(self, pending: deque[OutboundRequest]) -> int | None:
+        """Where in ``pending`` the next request to send is (the caller holds the lock): the
+        first whose number has no request in flight, so one graduate's messages (a thank-you,
+        then the next question) reach Twilio one after the other, in their order. None when
+        the pool is full or every waiting message's number is busy."""
+        if self._in_flight >= self.concurrency:
+            return None
+        for index, req in enumerate(pending):
+            if req.to not in self._numbers_in_flight:
+                return index
+        return None
 
     def _give_back(self, pending: deque[OutboundRequest]) -> int:
         """Release the claimed rows not yet sent, before settling: settling takes a while (one
@@ -355,6 +374,7 @@ class Dispatcher:
         finally:
             with self._lock:
                 self._in_flight -= 1
+                self._numbers_in_flight.discard(req.to)
                 self._lock.notify_all()
 
     def _send(self, req: OutboundRequest, stop: threading.Event) -> tuple:

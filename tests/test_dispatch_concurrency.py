@@ -358,3 +358,26 @@ def test_sigterm_stops_cleanly_with_requests_in_flight(tmp_path, settings, db, t
 def _processes(db: Database) -> int:
     with db.session() as session:
         return len(session.scalars(select(Process).where(Process.kind == "dispatcher")).all())
+
+
+def test_one_graduates_messages_go_one_after_the_other_in_their_order(twilio_settings, db,
+                                                                      twilio_fake):
+    settings = twilio_settings.with_overrides(dispatch={"concurrency": 8})
+    with db.session() as session:
+        cohort = make_cohort(session, name="Menjahit 1")
+        grads = make_graduates(session, cohort, 4, first_phone=FIRST_PHONE)
+        for g in grads:
+            g.last_inbound_at = utcnow()
+            for n in range(1, 4):  # a thank-you, then the next questions
+                enqueue(session, graduate=g, kind="reply", body=f"{g.phone} pesan {n}")
+    twilio_fake.latency = 0.1
+
+    assert Dispatcher(settings, db).run_once() == 12
+
+    assert twilio_fake.max_in_flight >= 4  # the graduates' messages still overlap
+    posts = [r for r in twilio_fake.requests if r["method"] == "POST"]
+    for g in grads:
+        mine = [r for r in posts if r["form"]["To"] == f"whatsapp:{g.phone}"]
+        assert [r["form"]["Body"] for r in mine] == [f"{g.phone} pesan {n}" for n in (1, 2, 3)]
+        # Each went to Twilio only after the one before had its answer.
+        assert all(b["at"] >= a["at"] + 0.1 for a, b in zip(mine, mine[1:], strict=False))
