@@ -585,7 +585,14 @@ def dispatch(ctx: Context, once: bool) -> None:
         handled = handle_waiting(ctx.db, ctx.settings)
         click.echo(f"handled {handled} incoming, sent {dispatcher.run_once()} messages")
     else:
-        dispatcher.run_forever()
+        import signal
+        import threading
+
+        # systemd stops with SIGTERM: stop as on Ctrl-C (requests in flight finish and are
+        # recorded, claimed messages not yet sent are given back).
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        dispatcher.run_forever(stop)
 
 
 @main.command()

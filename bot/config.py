@@ -26,6 +26,8 @@ TRANSPORTS = ("twilio", "simulator", "console")
 LANGUAGES = ("id", "en")
 TEMPLATE_KINDS = ("checkin", "reminder", "job_opening", "announcement", "status_buttons")
 DEFAULT_TWILIO_API = "https://api.twilio.com"
+# dispatch.concurrency: requests one dispatcher keeps in flight at most.
+MAX_CONCURRENCY = 256
 
 
 # Image types office.logo_path may name, and how they are served.
@@ -100,6 +102,7 @@ class DispatchSettings:
     batch_size: int = 50
     poll_interval_seconds: float = 0.5
     claim_lease_seconds: float = 120.0
+    concurrency: int = 16
 
 
 @dataclass(frozen=True)
@@ -385,6 +388,10 @@ def _validate(s: Settings) -> None:
                           f"(minute hour day month weekday): {exc}") from None
     if s.dispatch.rate_per_second <= 0:
         raise ConfigError(f"{src}: dispatch.rate_per_second must be above 0")
+    if not 1 <= s.dispatch.concurrency <= MAX_CONCURRENCY:
+        raise ConfigError(f"{src}: dispatch.concurrency must be a whole number from 1 to "
+                          f"{MAX_CONCURRENCY} (requests in flight per dispatcher), not "
+                          f"{s.dispatch.concurrency!r}")
     if s.dispatch.max_attempts < 1:
         raise ConfigError(f"{src}: dispatch.max_attempts must be at least 1")
     if s.app.session_idle_minutes < 1:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from bot.db import advisory_key
@@ -198,6 +198,15 @@ def _outbound_with_sid(session: Session, sid: str) -> Message | None:
     return session.scalar(select(Message)
                           .where(Message.twilio_sid == sid, Message.direction == OUTBOUND)
                           .with_for_update())
+
+
+def lock_sids(session: Session, sids: list[str]) -> None:
+    """``_lock_sid`` for many SIDs in one statement (the dispatcher recording a batch)."""
+    if not sids or session.get_bind().dialect.name != "postgresql":
+        return
+    session.execute(text("SELECT count(pg_advisory_xact_lock(:ns, k)) "
+                         "FROM unnest(CAST(:keys AS integer[])) AS k"),
+                    {"ns": _LOCK_NAMESPACE, "keys": [advisory_key(s) for s in sids]})
 
 
 def _lock_sid(session: Session, sid: str) -> None:

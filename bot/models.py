@@ -22,6 +22,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -567,6 +568,19 @@ class Process(Base):
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     beat_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class DispatchBudget(Base):
+    """The sending rate shared by every dispatcher of a deployment (``bot.pacing``): one row.
+
+    ``next_slot`` is the first moment (seconds since the epoch) no dispatcher has reserved yet.
+    A dispatcher takes k sends at once by moving it k/rate on in one atomic UPDATE; a 429 from
+    Twilio moves it to after Twilio's Retry-After, so every dispatcher pauses.
+    """
+
+    __tablename__ = "dispatch_budget"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    next_slot: Mapped[float] = mapped_column(Float, default=0.0)
 
 
 def audit(session, actor: str, action: str, **detail: Any) -> AuditLog:

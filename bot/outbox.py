@@ -11,20 +11,22 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.delivery import catch_up
+from bot.delivery import catch_up, lock_sids
 from bot.models import (
     MSG_FAILED,
     MSG_PENDING,
     MSG_SENDING,
     MSG_SUPPRESSED,
     OUTBOUND,
+    DeliveryEvent,
     Graduate,
     Message,
     utcnow,
@@ -32,6 +34,8 @@ from bot.models import (
 from bot.transports import TransportError
 
 log = logging.getLogger(__name__)
+
+_messages = Message.__table__
 
 # Kinds a graduate did not ask for: these need an approved template outside the 24-hour window.
 BUSINESS_INITIATED = ("checkin", "reminder", "job_opening", "announcement")
@@ -117,7 +121,27 @@ BACKOFF_CAP_SECONDS = 600.0
 DEFAULT_MAX_ATTEMPTS = 5
 
 
-def claim_due(session: Session, limit: int, worker_id: str, now: datetime) -> list[Message]:
+@dataclass(frozen=True)
+class ClaimedGraduate:
+    last_inbound_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ClaimedRow:
+    """What a claimed outbox row needs to be sent (``bot.transports.request_for`` reads it as it
+    reads a ``Message``), without loading ORM objects."""
+
+    id: int
+    phone: str
+    kind: str
+    body: str
+    content_sid: str | None
+    content_variables: dict[str, Any] | None
+    graduate_id: int | None
+    graduate: ClaimedGraduate | None
+
+
+def claim_due(session: Session, limit: int, worker_id: str, now: datetime) -> list[ClaimedRow]:
     """Claim up to ``limit`` due outbox rows for ``worker_id`` and commit; return them by id.
 
     Due means PENDING with ``next_attempt_at`` at or before ``now``. Claimed rows become SENDING
@@ -128,29 +152,47 @@ def claim_due(session: Session, limit: int, worker_id: str, now: datetime) -> li
 
     A row whose graduate has opted out (or was deactivated) since it was enqueued becomes
     SUPPRESSED instead of being claimed, unless its kind is in ALWAYS_SENT.
+
+    Core statements (one read with the graduates' windows, one UPDATE for the claimed rows):
+    this runs for every batch a dispatcher sends and must cost little.
     """
-    stmt = (select(Message)
-            .where(Message.status == MSG_PENDING,
-                   or_(Message.next_attempt_at.is_(None), Message.next_attempt_at <= now))
-            .order_by(Message.id)
+    m, g = _messages, Graduate.__table__
+    stmt = (select(m.c.id, m.c.phone, m.c.kind, m.c.body, m.c.content_sid,
+                   m.c.content_variables, m.c.graduate_id, g.c.last_inbound_at,
+                   g.c.opted_out, g.c.active)
+            .select_from(m.outerjoin(g, g.c.id == m.c.graduate_id))
+            .where(m.c.status == MSG_PENDING,
+                   or_(m.c.next_attempt_at.is_(None), m.c.next_attempt_at <= now))
+            .order_by(m.c.id)
             .limit(limit))
     if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True)
-    rows = list(session.scalars(stmt))
-    blocked = _unreachable_graduates(session, {m.graduate_id for m in rows
-                                               if m.graduate_id and m.kind not in ALWAYS_SENT})
-    claimed = []
-    for message in rows:
-        if message.graduate_id in blocked and message.kind not in ALWAYS_SENT:
-            message.status = MSG_SUPPRESSED
-            log.info("outbox: message %s to graduate %s suppressed (opted out or inactive)",
-                     message.id, message.graduate_id)
-            continue
-        message.status = MSG_SENDING
-        message.claimed_at = now
-        message.claimed_by = worker_id
-        message.attempts = (message.attempts or 0) + 1
-        claimed.append(message)
+        stmt = stmt.with_for_update(skip_locked=True, of=m)
+    claimed: list[ClaimedRow] = []
+    while not claimed:
+        rows = session.execute(stmt).all()
+        if not rows:
+            break
+        suppressed = []
+        for row in rows:
+            if (row.graduate_id is not None and row.kind not in ALWAYS_SENT
+                    and (row.opted_out or not row.active)):
+                suppressed.append(row.id)
+                log.info("outbox: message %s to graduate %s suppressed (opted out or "
+                         "inactive)", row.id, row.graduate_id)
+                continue
+            claimed.append(ClaimedRow(
+                id=row.id, phone=row.phone, kind=row.kind, body=row.body,
+                content_sid=row.content_sid, content_variables=row.content_variables,
+                graduate_id=row.graduate_id,
+                graduate=(ClaimedGraduate(row.last_inbound_at) if row.graduate_id is not None
+                          else None)))
+        if suppressed:  # a batch of only these: read the next one
+            session.execute(update(m).where(m.c.id.in_(suppressed))
+                            .values(status=MSG_SUPPRESSED))
+    if claimed:
+        session.execute(update(m).where(m.c.id.in_([r.id for r in claimed]))
+                        .values(status=MSG_SENDING, claimed_at=now, claimed_by=worker_id,
+                                attempts=func.coalesce(m.c.attempts, 0) + 1))
     session.commit()
     return claimed
 
@@ -186,6 +228,36 @@ def mark_sent(session: Session, message_id: int, sid: str, status: str, *,
     session.flush()
     catch_up(session, message)
     return message
+
+
+_RECORD_SENT = (update(_messages)
+                .where(_messages.c.id == bindparam("b_id"))
+                .values(twilio_sid=bindparam("b_sid"), status=bindparam("b_status"),
+                        sent_at=bindparam("b_at"), next_attempt_at=None, error_code=None,
+                        error_message=None,
+                        content_sid=func.coalesce(_messages.c.content_sid, bindparam("b_csid"))))
+
+
+def mark_sent_many(session: Session, sent: list[tuple[int, str, str, str | None, datetime]]
+                   ) -> None:
+    """``mark_sent`` for many rows at once: (message id, SID, status, content SID, when) each.
+
+    One UPDATE per row sent as one batch (no ORM rows are loaded), then the callbacks that came
+    before their SIDs were stored are applied to the few rows that have any. The caller
+    commits; the whole batch is one transaction.
+    """
+    if not sent:
+        return
+    sids = [sid for _, sid, _, _, _ in sent]
+    lock_sids(session, sids)
+    session.execute(_RECORD_SENT, [{"b_id": mid, "b_sid": sid, "b_status": status,
+                                    "b_csid": csid, "b_at": at}
+                                   for mid, sid, status, csid, at in sent])
+    early = set(session.scalars(select(DeliveryEvent.sid).where(DeliveryEvent.sid.in_(sids))
+                                .distinct()))
+    for message_id, sid, *_ in sent:
+        if sid in early:
+            catch_up(session, _get(session, message_id))
 
 
 def backoff_delay(attempts: int, rand: Callable[[], float] = random.random) -> timedelta:

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from bot.db import Database
-from bot.dispatcher import Dispatcher, Pacer
+from bot.dispatcher import Dispatcher
 from bot.models import (
     MSG_FAILED,
     MSG_PENDING,
@@ -27,6 +27,7 @@ from bot.models import (
     utcnow,
 )
 from bot.outbox import SENDING_LEASE, backoff_delay, enqueue
+from bot.pacing import Budget, SlotTaker
 from bot.transports import OutboundRequest, SendResult, fake_sid
 from bot.transports.twilio import TwilioTransport
 from tests.factories import make_cohort, make_graduates
@@ -255,21 +256,23 @@ def test_connection_lost_before_twilio_accepted_is_looked_up_then_sent_again(twi
 def test_answer_lost_after_twilio_accepted_is_found_and_not_sent_again(twilio_settings, db,
                                                                        twilio_fake):
     ids = _outbox(db, 3)
-    twilio_fake.drop_connection_next(1, after_accept=True)  # the first message's answer is lost
+    twilio_fake.drop_connection_next(1, after_accept=True)  # one message's answer is lost
     clock = FakeClock()
     dispatcher = _dispatcher(twilio_settings, db, clock)
 
     assert dispatcher.run_once() == 2
-    assert _row(db, ids[0]).status == MSG_SENDING
+    # The three go out at once: whichever reached Twilio first lost its answer.
+    [lost_id] = [i for i in ids if _row(db, i).status == MSG_SENDING]
     clock.advance(2)
     assert dispatcher.run_once() == 1  # found at Twilio: counted as taken, not sent again
 
     assert [r["method"] for r in twilio_fake.requests] == ["POST", "POST", "POST", "GET"]
     assert Counter(m["to"] for m in twilio_fake.accepted) == Counter(
         {f"whatsapp:+{6281200000001 + i}": 1 for i in range(3)})
-    lost = _row(db, ids[0])
+    lost = _row(db, lost_id)
     assert (lost.status, lost.attempts, lost.twilio_sid) == (
         MSG_QUEUED, 1, twilio_fake.accepted[0]["sid"])
+    assert twilio_fake.accepted[0]["to"] == f"whatsapp:{lost.phone}"
     assert lost.sent_at is not None
 
 
@@ -454,7 +457,8 @@ def test_opted_out_graduates_are_never_sent_to(twilio_settings, db, twilio_fake)
 # --- pacing, failures, shutdown -------------------------------------------------------------
 
 def test_sends_are_paced_to_the_configured_rate(settings, db):
-    settings = settings.with_overrides(dispatch={"rate_per_second": 5.0})
+    # One request in flight, so the fake clock's time at each send is that send's slot.
+    settings = settings.with_overrides(dispatch={"rate_per_second": 5.0, "concurrency": 1})
     _outbox(db, 12)
     clock = FakeClock()
     transport = RecordingTransport(clock)
@@ -470,15 +474,13 @@ def test_sends_are_paced_to_the_configured_rate(settings, db):
     assert time.monotonic() - started < 5  # the waiting was on the fake clock
 
 
-def test_pacer_does_not_wait_when_sends_are_already_slow():
+def test_pacing_does_not_wait_when_sends_are_already_slow(settings, db):
     clock = FakeClock()
-    pacer = Pacer(10.0, monotonic=clock.monotonic, sleep=clock.sleep)
+    slots = SlotTaker(Budget(db, 10.0, clock=clock.monotonic), block=1)
 
     for _ in range(3):
-        pacer.wait()
+        assert slots.take() == clock.monotonic()  # the slot is now: no wait
         clock.advance(0.5)
-
-    assert clock.slept == []
 
 
 def test_unexpected_transport_error_is_retried_and_others_still_sent(settings, db):
@@ -515,6 +517,8 @@ def test_simulator_dispatcher_records_rows_as_delivered(settings, db):
 
 
 def test_stopping_mid_batch_gives_unsent_messages_back(settings, db):
+    # One request in flight: the stop comes before the second is handed to a sending thread.
+    settings = settings.with_overrides(dispatch={"concurrency": 1})
     ids = _outbox(db, 5)
     stop = threading.Event()
 

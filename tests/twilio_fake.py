@@ -14,6 +14,10 @@ Faults, consumed in this order by each POST that passed the auth check:
 message; ``after_accept=True`` accepts it first, like a reply lost on the way back),
 ``fail_next(n, http_status, code)`` answers an error, ``fail_for(number, http_status, code)``
 answers an error for every message to one recipient. ``latency`` (seconds) delays every answer.
+A 429 answer carries ``Retry-After: {retry_after}`` (1 by default; None leaves it out).
+
+``in_flight`` counts the message requests being answered right now and ``max_in_flight`` the
+most there were at once (requests overlapping in time, as a concurrent sender makes them).
 
 Everything is recorded: ``accepted`` (one dict per accepted message) and ``requests`` (one dict
 per request, with the answer given). All state is guarded by one lock.
@@ -100,6 +104,9 @@ class TwilioFake:
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.latency = 0.0
+        self.retry_after: str | None = "1"
+        self.in_flight = 0
+        self.max_in_flight = 0
         self.accepted: list[dict[str, Any]] = []
         self.requests: list[dict[str, Any]] = []
         self._resources: list[dict[str, Any]] = []  # Twilio-shaped, in order of acceptance
@@ -366,6 +373,20 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self, method: str) -> None:
         fake = self.fake
+        if method != "POST":
+            self._respond(method)
+            return
+        with fake._lock:
+            fake.in_flight += 1
+            fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+        try:
+            self._respond(method)
+        finally:
+            with fake._lock:
+                fake.in_flight -= 1
+
+    def _respond(self, method: str) -> None:
+        fake = self.fake
         parts = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         length = int(self.headers.get("Content-Length") or 0)
@@ -388,8 +409,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
-        if status == 429:
-            self.send_header("Retry-After", "1")
+        if status == 429 and fake.retry_after is not None:
+            self.send_header("Retry-After", fake.retry_after)
         self.end_headers()
         self.wfile.write(data)
 
@@ -448,6 +469,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 256  # many senders connect at once
 
     def handle_error(self, request, client_address) -> None:
         # A client that gave up (timeout test, interpreter exit) is not the fake's problem.

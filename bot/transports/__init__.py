@@ -69,16 +69,25 @@ class TransportError(Exception):
     answer that could not be read): the message must be looked up (``find_sent``) before it is
     sent again. A definite failure (an error answer, a connection that was never made) has
     ``maybe_sent`` False.
+
+    ``retry_after``: the seconds a 429 answer's ``Retry-After`` header asked to wait, if any.
     """
 
     def __init__(self, message: str, *, code: str | None = None, http_status: int | None = None,
-                 retryable: bool = False, maybe_sent: bool = False) -> None:
+                 retryable: bool = False, maybe_sent: bool = False,
+                 retry_after: float | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
         self.http_status = http_status
         self.retryable = retryable
         self.maybe_sent = maybe_sent
+        self.retry_after = retry_after
+
+    @property
+    def rate_limited(self) -> bool:
+        """The provider said to slow down (HTTP 429); ``retry_after`` is how long, if it said."""
+        return self.http_status == 429
 
     def __repr__(self) -> str:
         return (f"TransportError({self.message!r}, code={self.code!r}, "

@@ -7,7 +7,12 @@ error code (21211 invalid number, 63016 outside the 24-hour window without a tem
 (refused, no route, connect timeout), is definite: Twilio does not have the message. A
 connection lost or timed out after the request went out, or an answer the SDK cannot read, is
 not: Twilio may have accepted the message, so the error says ``maybe_sent`` and the dispatcher
-looks the message up (``find_sent``, Twilio's message list) before sending it again.
+looks the message up (``find_sent``, Twilio's message list) before sending it again. A 429
+carries the seconds of its ``Retry-After`` header (``TransportError.retry_after``): the
+dispatcher pauses every dispatcher for that long (``bot.pacing``).
+
+One transport is shared by a dispatcher's sending threads: the SDK's HTTP client keeps one
+requests session whose connection pool is as large as ``dispatch.concurrency``.
 
 ``twilio.api_base_url`` points the SDK somewhere else than https://api.twilio.com (tests use a
 loopback fake of Twilio): the SDK builds every Messages URL from its ``api`` domain's
@@ -19,10 +24,13 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Collection
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 
 import requests
+from requests.adapters import HTTPAdapter
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
@@ -50,8 +58,53 @@ def whatsapp_address(number: str) -> str:
     return number if number.startswith(WHATSAPP_PREFIX) else WHATSAPP_PREFIX + number
 
 
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """A ``Retry-After`` header in seconds: a number of seconds or an HTTP date; None if absent
+    or unreadable."""
+    if value is None or not str(value).strip():
+        return None
+    text = str(value).strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+class _PooledHttpClient(TwilioHttpClient):
+    """The SDK's HTTP client with a connection pool as large as the requests in flight, and
+    each thread's last answer kept apart (the SDK keeps one for the whole client, and an error
+    exception carries no headers: the 429's ``Retry-After`` is read from here)."""
+
+    def __init__(self, timeout: float, pool_size: int) -> None:
+        super().__init__(timeout=timeout)
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+        self._local = threading.local()
+
+    def request(self, *args, **kwargs):
+        self._local.response = None
+        response = super().request(*args, **kwargs)
+        self._local.response = response
+        return response
+
+    def last_header(self, name: str) -> str | None:
+        response = getattr(self._local, "response", None)
+        if response is None or not response.headers:
+            return None
+        return response.headers.get(name)
+
+
 class TwilioTransport:
-    """Sends through a real ``twilio.rest.Client``; one instance per dispatcher."""
+    """Sends through a real ``twilio.rest.Client``; one instance per dispatcher, shared by its
+    sending threads (the client's requests session is safe for concurrent sends)."""
 
     name = "twilio"
 
@@ -65,8 +118,8 @@ class TwilioTransport:
         self.settings = settings
         self.from_ = whatsapp_address(tw.whatsapp_from) if tw.whatsapp_from else None
         self.messaging_service_sid = tw.messaging_service_sid or None
-        self.client = Client(tw.account_sid, tw.auth_token,
-                             http_client=TwilioHttpClient(timeout=timeout))
+        self.http_client = _PooledHttpClient(timeout, max(10, settings.dispatch.concurrency))
+        self.client = Client(tw.account_sid, tw.auth_token, http_client=self.http_client)
         base_url = tw.api_base_url.rstrip("/")
         if base_url != DEFAULT_TWILIO_API:
             self.client.api.base_url = base_url
@@ -91,7 +144,10 @@ class TwilioTransport:
         try:
             message = self.client.messages.create(**params)
         except (TwilioRestException, TwilioServiceException) as exc:
-            raise _from_twilio_error(exc) from exc
+            error = _from_twilio_error(exc)
+            if error.rate_limited:
+                error.retry_after = parse_retry_after(self.http_client.last_header("Retry-After"))
+            raise error from exc
         except requests.exceptions.RequestException as exc:
             raise TransportError(f"no answer from Twilio: {exc.__class__.__name__}: {exc}",
                                  retryable=True, maybe_sent=_may_have_arrived(exc)) from exc
