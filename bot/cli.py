@@ -35,7 +35,8 @@ class Context:
         if self._db is None:
             database = self.settings.database
             self._db = Database(database.url, read_url=database.read_url,
-                                max_lag_seconds=database.replica_max_lag_seconds)
+                                max_lag_seconds=database.replica_max_lag_seconds,
+                                watch_replica=False)
         return self._db
 
 

@@ -65,8 +65,8 @@ class DatabaseSettings:
     url: str = "sqlite:///kabar.db"
     # A PostgreSQL streaming replica the console's pages read from ("" for none).
     read_url: str = ""
-    replica_max_lag_seconds: float = 30.0
-    primary_after_write_seconds: float = 10.0
+    replica_max_lag_seconds: float = 10.0
+    primary_after_write_seconds: float = 20.0
 
 
 @dataclass(frozen=True)
@@ -339,8 +339,12 @@ def _validate(s: Settings) -> None:
                               "with SQLite")
     if s.database.replica_max_lag_seconds <= 0:
         raise ConfigError(f"{src}: database.replica_max_lag_seconds must be above 0")
-    if s.database.primary_after_write_seconds < 0:
-        raise ConfigError(f"{src}: database.primary_after_write_seconds must be 0 or more")
+    if s.database.primary_after_write_seconds < s.database.replica_max_lag_seconds + 10:
+        # A browser that saved something must not be sent to a replica that may not have it
+        # yet: up to the lag allowed, plus how old a look at the replica may be (bot.db).
+        raise ConfigError(f"{src}: database.primary_after_write_seconds must be at least "
+                          "database.replica_max_lag_seconds + 10 "
+                          f"({s.database.replica_max_lag_seconds + 10:g})")
     if s.transport.kind not in TRANSPORTS:
         raise ConfigError(f"{src}: transport.kind must be one of {', '.join(TRANSPORTS)}, "
                           f"not {s.transport.kind!r}")

@@ -9,18 +9,20 @@ the Python around it (the webhook took 35 % more requests a second). PostgreSQL 
 this; there the outbox is claimed with ``FOR UPDATE SKIP LOCKED``.
 
 On PostgreSQL the console's pages may read from a streaming replica (``database.read_url``):
-``Database.replica_session`` hands out a read session on the replica while it answers and has
-replayed what the primary sent it to within ``database.replica_max_lag_seconds``; otherwise,
-and always without a replica, it is ``read_session`` on the primary. Everything that writes,
-and every reader outside the console's pages, uses the primary.
+``Database.replica_session`` hands out a read session on the replica while it answers and is
+no more than ``database.replica_max_lag_seconds`` behind the primary (``replica_state``);
+otherwise, and always without a replica, it is ``read_session`` on the primary. Everything that
+writes, and every reader outside the console's pages, uses the primary.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -109,16 +111,24 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-# How far behind the primary a replica is, in seconds: 0 when it has replayed all it received
-# (an idle primary sends nothing, so the time of the last replayed commit says nothing then).
-REPLICA_LAG_SQL = """
-SELECT pg_is_in_recovery(),
-       CASE WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0
-            ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0)
-       END
-"""
-# A replica's state is looked at again after this many seconds (not on every page).
-REPLICA_CHECK_SECONDS = 5.0
+# How far behind the primary a replica is: every REPLICA_CHECK_SECONDS a web process notes the
+# primary's WAL position, and the replica is as far behind as the oldest position noted that
+# it has not replayed yet (0 when it has replayed them all). This also sees a replica that
+# stopped receiving (replication broken), which the replica's own figures do not show.
+PRIMARY_POSITION_SQL = "SELECT pg_current_wal_lsn()::text"
+REPLICA_POSITION_SQL = "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text"
+REPLICA_CHECK_SECONDS = 2.0
+# A state older than this means the look itself is stuck (a replica that does not answer).
+REPLICA_STATE_STALE = 3 * REPLICA_CHECK_SECONDS
+NOT_LOOKED_AT = "has not been looked at yet"
+
+
+def wal_position(lsn: str | None) -> int:
+    """PostgreSQL's ``X/Y`` WAL position as a number (0 for none)."""
+    if not lsn:
+        return 0
+    high, low = lsn.split("/")
+    return (int(high, 16) << 32) | int(low, 16)
 
 
 @dataclass(frozen=True)
@@ -142,8 +152,9 @@ class Database:
     (``replica_session``) while it is no more than ``max_lag_seconds`` behind.
     """
 
-    def __init__(self, url: str, *, read_url: str = "", max_lag_seconds: float = 30.0,
-                 monotonic: Callable[[], float] = time.monotonic, **engine_kwargs) -> None:
+    def __init__(self, url: str, *, read_url: str = "", max_lag_seconds: float = 10.0,
+                 monotonic: Callable[[], float] = time.monotonic, watch_replica: bool = True,
+                 **engine_kwargs) -> None:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -155,13 +166,20 @@ class Database:
         self._monotonic = monotonic
         self._replica_lock = threading.Lock()
         self._replica_state: ReplicaState | None = None
+        self._positions: deque[tuple[float, int]] = deque(maxlen=2000)  # (when, WAL position)
+        self._watch_replica = watch_replica
+        self._watcher: threading.Thread | None = None
+        self._watcher_pid = 0
+        self._stop_watching = threading.Event()
         self.replica_engine: Engine | None = None
         self.replica_sessions: sessionmaker | None = None
         if read_url:
-            # A replica that does not answer must not hold a page up for long.
+            # A replica that does not answer must not hold a page up for long: connecting
+            # gives up after 3 s, and a connection whose packets go unanswered after 5 s.
             self.replica_engine = make_engine(read_url, connect_args={
                 "options": "-c jit=off -c default_transaction_read_only=on",
-                "connect_timeout": 3})
+                "connect_timeout": 3, "tcp_user_timeout": 5000, "keepalives": 1,
+                "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 2})
             self.replica_sessions = sessionmaker(
                 self.replica_engine.execution_options(kabar_readonly=True),
                 expire_on_commit=False)
@@ -193,15 +211,15 @@ class Database:
 
     @contextmanager
     def _replica_transaction(self) -> Iterator[Session]:
+        connection = None
         try:
             # Connected before the page runs: a replica gone since it was last looked at
             # sends this page to the primary, not into an error.
             connection = self.replica_engine.connect()
         except SQLAlchemyError as exc:
-            self._replica_state = ReplicaState(
-                False, None, f"cannot be reached ({type(exc).__name__})", self._monotonic())
-            log.warning("the read replica cannot be reached: the console reads from the "
-                        "primary meanwhile")
+            self._set_replica_state(ReplicaState(
+                False, None, f"cannot be reached ({type(exc).__name__})", self._monotonic()))
+        if connection is None:
             with self.read_session() as session:
                 yield session
             return
@@ -212,44 +230,92 @@ class Database:
             connection.close()
 
     def replica_state(self, *, fresh: bool = False) -> ReplicaState | None:
-        """The replica's state, looked at again at most every ``REPLICA_CHECK_SECONDS``
-        (``fresh``: now). None without a replica. Not usable when it cannot be reached, is
-        not in recovery (a promoted replica is no longer fed by the primary), or is more than
-        ``max_lag_seconds`` behind."""
+        """The replica's state; None without a replica.
+
+        A web process looks at the replica every ``REPLICA_CHECK_SECONDS`` in a thread of its
+        own, so no page waits for that; ``fresh`` looks now. Not usable when it has not been
+        looked at yet, cannot be reached, does not answer a look within
+        ``REPLICA_STATE_STALE``, is not in recovery (a promoted replica is no longer fed by
+        the primary), or is more than ``max_lag_seconds`` behind (see ``wal_position``)."""
         if self.replica_engine is None:
             return None
+        if fresh:
+            return self._look_at_replica()
         now = self._monotonic()
-        state = self._replica_state
-        if not fresh and state is not None and now - state.checked_at < REPLICA_CHECK_SECONDS:
-            return state
-        with self._replica_lock:
+        if not self._watch_replica:
             state = self._replica_state
-            if fresh or state is None or now - state.checked_at >= REPLICA_CHECK_SECONDS:
-                state = self._replica_state = self._look_at_replica(now)
+            if state is None or now - state.checked_at >= REPLICA_CHECK_SECONDS:
+                state = self._look_at_replica()
+            return state
+        self._start_watching()
+        state = self._replica_state
+        if state is None:
+            return ReplicaState(False, None, NOT_LOOKED_AT, now)
+        if now - state.checked_at > REPLICA_STATE_STALE:
+            return ReplicaState(False, state.lag_seconds,
+                                f"has not answered for {now - state.checked_at:.0f} s",
+                                state.checked_at)
         return state
 
-    def _look_at_replica(self, now: float) -> ReplicaState:
-        previous = self._replica_state
+    def _start_watching(self) -> None:
+        pid = os.getpid()  # a forked web worker starts its own
+        if self._watcher is not None and self._watcher_pid == pid and self._watcher.is_alive():
+            return
+        with self._replica_lock:
+            if self._watcher is not None and self._watcher_pid == pid \
+                    and self._watcher.is_alive():
+                return
+            self._stop_watching = threading.Event()
+            self._watcher = threading.Thread(target=self._watch, args=(self._stop_watching,),
+                                             name="kabar-replica-watch", daemon=True)
+            self._watcher_pid = pid
+            self._watcher.start()
+
+    def _watch(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                self._look_at_replica()
+            except Exception:  # the watch goes on whatever one look ran into
+                log.exception("looking at the read replica failed")
+            stop.wait(REPLICA_CHECK_SECONDS)
+
+    def _look_at_replica(self) -> ReplicaState:
+        now = self._monotonic()
+        try:
+            with self.engine.connect() as conn:
+                primary = wal_position(conn.execute(text(PRIMARY_POSITION_SQL)).scalar())
+        except SQLAlchemyError:
+            primary = None  # the primary's own trouble shows on every page anyway
         try:
             with self.replica_engine.connect() as conn:
-                recovering, lag = conn.execute(text(REPLICA_LAG_SQL)).one()
+                recovering, replayed = conn.execute(text(REPLICA_POSITION_SQL)).one()
         except SQLAlchemyError as exc:
             state = ReplicaState(False, None, f"cannot be reached ({type(exc).__name__})", now)
         else:
-            lag = float(lag)
+            replayed = wal_position(replayed)
+            with self._replica_lock:
+                if primary is not None:
+                    self._positions.append((now, primary))
+                waiting = [(at, pos) for at, pos in self._positions if pos > replayed]
+                self._positions = deque(waiting, maxlen=self._positions.maxlen)
+            lag = round(now - waiting[0][0], 1) if waiting else 0.0
             if not recovering:
                 state = ReplicaState(False, lag, "is not a replica (not in recovery)", now)
             elif lag > self.max_lag_seconds:
                 state = ReplicaState(False, lag, f"is {lag:.0f} s behind the primary", now)
             else:
                 state = ReplicaState(True, lag, "", now)
+        self._set_replica_state(state)
+        return state
+
+    def _set_replica_state(self, state: ReplicaState) -> None:
+        previous, self._replica_state = self._replica_state, state
         if not state.usable and (previous is None or previous.usable):
             log.warning("the read replica %s: the console reads from the primary meanwhile",
                         state.reason)
         elif state.usable and previous is not None and not previous.usable:
             log.info("the read replica answers again, %.1f s behind: the console reads from "
                      "it again", state.lag_seconds)
-        return state
 
     def create_all(self) -> None:
         """Create every table directly (tests); deployments use ``kabar db upgrade``."""
@@ -260,4 +326,5 @@ class Database:
     def dispose(self) -> None:
         self.engine.dispose()
         if self.replica_engine is not None:
+            self._stop_watching.set()
             self.replica_engine.dispose()

@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import func, or_, select
 
-from bot.db import Database
+from bot.db import NOT_LOOKED_AT, Database
 from bot.models import (
     INBOUND,
     MSG_PENDING,
@@ -68,7 +68,9 @@ def report(db: Database, *, now: datetime | None = None,
     if waiting and not alive_dispatchers:
         problems.append(f"no dispatcher is alive and {waiting} messages wait "
                         f"({inbox_waiting} incoming, {outbox['due_now']} outgoing)")
-    replica = db.replica_state(fresh=True)
+    replica = db.replica_state()
+    if replica is not None and replica.reason == NOT_LOOKED_AT:  # a new process: look now
+        replica = db.replica_state(fresh=True)
     if replica is not None and not replica.usable:
         problems.append(f"the read replica {replica.reason}: the console reads from the "
                         "primary")

@@ -137,17 +137,18 @@ def replica_settings(cluster):
     return load_settings(environ={}).with_overrides(
         app={"secret_key": "test-secret", "public_url": "http://kabar.test"},
         database={"url": cluster.primary_url, "read_url": cluster.replica_url,
-                  "replica_max_lag_seconds": 300.0},
+                  "replica_max_lag_seconds": 300.0, "primary_after_write_seconds": 310.0},
         transport={"kind": "simulator"},
         scheduler={"quiet_hours": ""},
     )
 
 
 def _on_replica(cluster: Cluster, sql: str):
-    engine = create_engine(cluster.replica_url)
+    engine = create_engine(cluster.replica_url, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
-            return conn.execute(text(sql)).scalar()
+            result = conn.execute(text(sql))
+            return result.scalar() if result.returns_rows else None
     finally:
         engine.dispose()
 
@@ -210,6 +211,7 @@ def test_pages_read_the_replica_and_a_browser_that_just_wrote_reads_the_primary(
 
 def test_a_replica_too_far_behind_is_left_until_it_catches_up(cluster, replica_settings):
     settings = replica_settings.with_overrides(database={"replica_max_lag_seconds": 1.0})
+    assert settings.database.replica_max_lag_seconds == 1.0
     db = Database(cluster.primary_url, read_url=cluster.replica_url, max_lag_seconds=1.0)
     try:
         with db.session() as session:
@@ -244,12 +246,45 @@ def test_a_replica_too_far_behind_is_left_until_it_catches_up(cluster, replica_s
         db.dispose()
 
 
+def test_a_replica_that_stopped_receiving_counts_as_behind(cluster):
+    """Replication broken (the replica no longer connects to the primary): it has replayed
+    all it received, yet falls behind what the primary writes, and is left."""
+    db = Database(cluster.primary_url, read_url=cluster.replica_url, max_lag_seconds=1.0)
+    conninfo = _on_replica(cluster, "SHOW primary_conninfo")
+    try:
+        assert wait_for(lambda: db.replica_state(fresh=True).usable, "the replica in use")
+        _on_replica(cluster, "ALTER SYSTEM SET primary_conninfo = ''")
+        _on_replica(cluster, "SELECT pg_reload_conf()")
+        wait_for(lambda: _on_replica(cluster, "SELECT count(*) FROM pg_stat_wal_receiver") == 0,
+                 "the replica to stop receiving")
+        with db.session() as session:
+            cohort_id = make_cohort(session, name="Replika 4").id
+        state = wait_for(lambda: (s := db.replica_state(fresh=True)) and not s.usable and s,
+                         "the replica to count as behind")
+        assert "behind" in state.reason
+        assert _on_replica(cluster, f"SELECT count(*) FROM cohorts WHERE id = {cohort_id}") == 0
+        # The watching thread of a web process sees the same without being asked.
+        watched = Database(cluster.primary_url, read_url=cluster.replica_url,
+                           max_lag_seconds=1.0)
+        try:
+            wait_for(lambda: "behind" in watched.replica_state().reason,
+                     "the watching thread to find the replica behind")
+        finally:
+            watched.dispose()
+    finally:
+        quoted = conninfo.replace("'", "''")
+        _on_replica(cluster, f"ALTER SYSTEM SET primary_conninfo = '{quoted}'")
+        _on_replica(cluster, "SELECT pg_reload_conf()")
+        wait_for(lambda: db.replica_state(fresh=True).usable, "the replica to catch up again")
+        db.dispose()
+
+
 def test_a_replica_that_is_down_leaves_the_console_on_the_primary(cluster, replica_settings,
                                                                   tmp_path):
     # The replica's state is looked at again only when asked (a clock that stands still):
     # the pages below find it gone themselves.
     db = Database(cluster.primary_url, read_url=cluster.replica_url, max_lag_seconds=300,
-                  monotonic=lambda: 0.0)
+                  monotonic=lambda: 0.0, watch_replica=False)
     try:
         with db.session() as session:
             cohort = make_cohort(session, name="Replika 3")
@@ -295,6 +330,13 @@ def test_a_read_replica_needs_postgresql(tmp_path):
                       'read_url = "postgresql+psycopg://replica/kabar"\n'
                       "replica_max_lag_seconds = 0\n")
     with pytest.raises(ConfigError, match=r"kabar\.toml.*replica_max_lag_seconds"):
+        load_settings(config, environ={})
+    # A browser that just saved something reads the primary at least as long as the lag.
+    config.write_text('[database]\nurl = "postgresql+psycopg://db/kabar"\n'
+                      'read_url = "postgresql+psycopg://replica/kabar"\n'
+                      "replica_max_lag_seconds = 30\nprimary_after_write_seconds = 10\n")
+    with pytest.raises(ConfigError, match=r"primary_after_write_seconds must be at least "
+                                          r"database\.replica_max_lag_seconds \+ 10 \(40\)"):
         load_settings(config, environ={})
     settings = load_settings(environ={"KABAR_DATABASE_URL": "postgresql+psycopg://db/kabar",
                                       "KABAR_DATABASE_READ_URL":
