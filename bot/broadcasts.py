@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from bot import catalog
 from bot.checkins import resolve_cohorts
 from bot.config import Settings
+from bot.fanout import fan_out_announcement, fan_out_job
 from bot.models import (
     EMPLOYMENT_STATUSES,
     MSG_FAILED,
@@ -40,7 +41,6 @@ from bot.models import (
     audit,
     utcnow,
 )
-from bot.outbox import enqueue
 
 # Job codes: easy to read aloud and type on a phone; no 0/O or 1/I to confuse.
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -269,13 +269,9 @@ def _fan_out_job(session: Session, settings: Settings, job: JobOpening,
                    recipient_count=len(recipients))
     session.add(bc)
     session.flush()
-    for graduate in recipients:
-        variables = {"1": job.title, "2": job.employer, "3": job.location,
-                     "4": deadline_text(graduate.language, job.deadline), "5": job.code}
-        enqueue(session, graduate=graduate, kind="job_opening",
-                body=job_message(graduate.language, job),
-                dedupe_key=f"broadcast:{bc.id}:{graduate.id}", broadcast_id=bc.id,
-                content_variables=variables)
+    fan_out_job(session, bc.id, [g.id for g in recipients], title=job.title,
+                employer=job.employer, location=job.location, code=job.code,
+                deadline={lang: deadline_text(lang, job.deadline) for lang in catalog.LANGUAGES})
     audit(session, actor, "broadcast.job", broadcast_id=bc.id, job_id=job.id, code=job.code,
           title=job.title, employer=job.employer, recipients=len(recipients), target=target)
     session.flush()
@@ -394,12 +390,7 @@ def create_announcement(session: Session, settings: Settings, cohort_names: list
                    recipient_count=len(recipients))
     session.add(bc)
     session.flush()
-    for graduate in recipients:
-        cohort = names[graduate.cohort_id]
-        enqueue(session, graduate=graduate, kind="announcement",
-                body=announcement_message(graduate.language, text, cohort),
-                dedupe_key=f"broadcast:{bc.id}:{graduate.id}", broadcast_id=bc.id,
-                content_variables={"1": cohort, "2": text})
+    fan_out_announcement(session, bc.id, [g.id for g in recipients], text)
     audit(session, actor, "broadcast.announcement", broadcast_id=bc.id,
           recipients=len(recipients), target=target, text=text)
     session.flush()
