@@ -189,7 +189,7 @@ def open_rounds_at(session: Session, settings: Settings, cohorts: Sequence[Cohor
     for until in dict.fromkeys(waiting.values()):
         group = [rounds[cid] for cid, u in waiting.items() if u == until]
         prompts.update(fan_out_rounds(session, settings.app.language, group, until))
-    return [RoundStarted(cohort=c, round=rounds[c.id], prompts=prompts[rounds[c.id].id],
+    return [RoundStarted(cohort=c, round=rounds[c.id], prompts=prompts[round_ids[c.id]],
                          waiting_until=waiting[c.id]) if c.id in rounds else None
             for c in cohorts]
 
