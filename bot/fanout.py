@@ -278,12 +278,14 @@ def fan_out_rounds(session: Session, default_language: str, rounds: Sequence[Che
     counts = {rid: 0 for rid in round_ids}
     for _graduate_id, round_id in listed:
         counts[round_id] += 1
-    ids = [graduate_id for graduate_id, _round_id in listed]
 
-    for chunk in _chunks(ids):
-        low, high = chunk[0], chunk[-1]
+    for chunk in _chunks(listed):
+        low, high = chunk[0][0], chunk[-1][0]
+        # Only the rounds of this chunk's graduates: a filter on 5,000 round ids in every
+        # statement would cost more than the rows themselves.
+        in_rounds = _among(session, CheckInRound.id, sorted({r for _g, r in chunk}))
 
-        def base(*columns, low=low, high=high):
+        def base(*columns, low=low, high=high, in_rounds=in_rounds):
             return (select(*columns)
                     .select_from(Graduate)
                     .join(CheckInRound, and_(CheckInRound.cohort_id == Graduate.cohort_id,
