@@ -3,8 +3,9 @@
 A round for a province is a prompt, an open progress report and a conversation for each of
 hundreds of thousands of graduates. Creating them one ORM object at a time costs more in Python
 than in the database, so they are written with ``INSERT … SELECT … FROM graduates`` in chunks of
-``FAN_OUT_CHUNK`` graduates: the database reads the graduates and writes the rows itself, and
-nothing per graduate travels between Python and the database.
+``FAN_OUT_CHUNK`` graduates (``FAN_OUT_CHUNK_POSTGRESQL`` on PostgreSQL): the database reads
+the graduates and writes the rows itself, and nothing per graduate travels between Python and
+the database.
 
 The texts are rendered in SQL, from the catalog: each text's literal parts are bound
 parameters, each per-graduate value (the name, the cohort's name) is a column, joined with
@@ -69,6 +70,8 @@ from bot.models import (
 )
 
 FAN_OUT_CHUNK = 1000  # graduates per set of statements
+# PostgreSQL plans and sends each statement for more: bigger chunks save about 15% there.
+FAN_OUT_CHUNK_POSTGRESQL = 5000
 
 # The catalog texts rendered in SQL and the placeholders each may use.
 SQL_TEXTS: dict[str, tuple[str, ...]] = {
@@ -236,7 +239,8 @@ def _key(prefix: str, *columns) -> ColumnElement:
     return expression
 
 
-def _chunks(ids: Sequence[int], size: int = FAN_OUT_CHUNK):
+def _chunks(session: Session, ids: Sequence):
+    size = FAN_OUT_CHUNK_POSTGRESQL if _dialect(session) == "postgresql" else FAN_OUT_CHUNK
     for start in range(0, len(ids), size):
         yield ids[start:start + size]
 
@@ -279,7 +283,7 @@ def fan_out_rounds(session: Session, default_language: str, rounds: Sequence[Che
     for _graduate_id, round_id in listed:
         counts[round_id] += 1
 
-    for chunk in _chunks(listed):
+    for chunk in _chunks(session, listed):
         low, high = chunk[0][0], chunk[-1][0]
         # Only the rounds of this chunk's graduates: a filter on 5,000 round ids in every
         # statement would cost more than the rows themselves.
@@ -359,7 +363,7 @@ def fan_out_reminders(session: Session, default_language: str, report_ids: Seque
     now = utcnow()
     due = not_before or now
     queued = 0
-    for chunk in _chunks(list(report_ids)):
+    for chunk in _chunks(session, list(report_ids)):
         session.execute(
             update(ProgressReport).where(_among(session, ProgressReport.id, chunk))
             .values(reminded_at=reminded_at).execution_options(synchronize_session=False))
@@ -425,7 +429,7 @@ def _broadcast_rows(session: Session, broadcast_id: int, graduate_ids: Sequence[
     """Write the rows chunk by chunk; ``graduate_ids`` come in the recipients' order (cohort
     name, graduate name, id: ``bot.broadcasts._recipients``), which each chunk keeps, so the
     outbox sends them in that order as before."""
-    for chunk in _chunks(list(graduate_ids)):
+    for chunk in _chunks(session, list(graduate_ids)):
         _message_rows(session, _message_select(
             graduate=Graduate, kind=kind, body=body, variables=variables,
             dedupe_key=_key(f"broadcast:{broadcast_id}:", Graduate.id),

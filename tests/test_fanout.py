@@ -276,9 +276,10 @@ def _bulk_cohorts(session, sizes: list[int]) -> list[Cohort]:
     return cohorts
 
 
-def test_chunk_boundaries_every_graduate_once(db, settings):
+def test_chunk_boundaries_every_graduate_once(db, settings, monkeypatch):
     """2,501 graduates: chunks of 1,000 across two cohorts whose ids interleave."""
-    assert fanout.FAN_OUT_CHUNK == 1000
+    monkeypatch.setattr(fanout, "FAN_OUT_CHUNK", 1000)
+    monkeypatch.setattr(fanout, "FAN_OUT_CHUNK_POSTGRESQL", 1000)
     now = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
     with db.session() as session:
         cohorts = _bulk_cohorts(session, [1300, 1201])
