@@ -260,8 +260,9 @@ def fan_out_rounds(session: Session, default_language: str, rounds: Sequence[Che
     The graduates are locked first, in id order (``FOR UPDATE`` on PostgreSQL), as the inbox
     locks a graduate before their reports and conversation, so neither waits on the other in a
     circle and no reply is handled halfway through. The chunks are ranges of graduate ids
-    across all the rounds' cohorts, so a command starting 5,000 cohorts' rounds writes
-    5,000,000 / 1,000 chunks of statements, not 5,000.
+    across all the rounds' cohorts, each naming only its own graduates' rounds, so a command
+    starting the rounds of 5,000 cohorts of 200 runs 200 to 1,000 chunks of statements, not
+    5,000.
     """
     from bot.conversations.checkin import ASK_STATUS
     from bot.conversations.turn import CHECKIN_FLOW
