@@ -166,12 +166,15 @@ def open_rounds_at(session: Session, settings: Settings, cohorts: Sequence[Cohor
     insert_ = (postgresql.insert(table) if session.get_bind().dialect.name == "postgresql"
                else sqlite.insert(table))
     created_at = utcnow()
-    inserted = session.execute(
-        insert_.values([{"cohort_id": c.id, "scheduled_for": scheduled_for, "trigger": trigger,
-                         "created_at": created_at, "prompted": 0, "responded": 0,
-                         "rating_sum": 0, "ratings": 0} for c in cohorts])
-        .on_conflict_do_nothing(index_elements=["cohort_id", "scheduled_for"])
-        .returning(table.c.id, table.c.cohort_id)).all()
+    inserted = []
+    for start in range(0, len(cohorts), 1000):  # 8 parameters a row: below SQLite's limit
+        inserted += session.execute(
+            insert_.values([{"cohort_id": c.id, "scheduled_for": scheduled_for,
+                             "trigger": trigger, "created_at": created_at, "prompted": 0,
+                             "responded": 0, "rating_sum": 0, "ratings": 0}
+                            for c in cohorts[start:start + 1000]])
+            .on_conflict_do_nothing(index_elements=["cohort_id", "scheduled_for"])
+            .returning(table.c.id, table.c.cohort_id)).all()
     round_ids = {cohort_id: round_id for round_id, cohort_id in inserted}
     rounds = {r.cohort_id: r for r in session.scalars(
         select(CheckInRound).where(CheckInRound.id.in_(list(round_ids.values()))))} \
