@@ -1,7 +1,8 @@
 """How fast a check-in round is queued for many graduates, beside the raw insert rate.
 
     .venv/bin/python benchmarks/rounds.py [--graduates 20000 100000] [--cohort-size 200]
-                                          [--database-url URL]
+                                          [--database-url URL] [--broadcast 100000]
+                                          [--drop-index NAME ...]
 
 For each size: a fresh migrated database (SQLite in a temporary folder, or the PostgreSQL
 database given, emptied first), graduates inserted directly in cohorts of ``--cohort-size``,
@@ -10,6 +11,18 @@ then ``bot.checkins.start_rounds_now`` for every cohort (what ``kabar checkin se
 ``executemany`` inserting the same number of rows as wide as an outbox row into a table of the
 same shape, in one transaction. Prints prompts per second, the ratio raw / Kabar, and checks
 one prompt, one open report and one conversation per graduate.
+
+Each figure is printed beside its floor with PASS or FAIL:
+
+- SQLite, 20,000 graduates: no worse than 20x the raw sqlite3 insert rate of the same machine;
+- SQLite, 100,000 graduates: under 5 s;
+- PostgreSQL, 1,000,000 graduates: under 60 s.
+
+Sizes without a floor print "no floor". For the size given by ``--broadcast`` (default
+100,000) a job opening is then sent to every cohort (``bot.broadcasts.broadcast_job``, what
+the console's confirmation runs, recipients listed and checked included) and timed too.
+``--drop-index`` drops an index after the migrations, to measure what it costs per round.
+The machine's load average is printed with every figure.
 """
 
 from __future__ import annotations
@@ -27,6 +40,7 @@ if str(ROOT) not in sys.path:
 
 from sqlalchemy import func, insert, select, text  # noqa: E402
 
+from bot.broadcasts import JobDraft, broadcast_job, create_job  # noqa: E402
 from bot.checkins import start_rounds_now  # noqa: E402
 from bot.config import load_settings  # noqa: E402
 from bot.db import Database  # noqa: E402
@@ -37,6 +51,7 @@ from bot.models import (  # noqa: E402
     Conversation,
     Graduate,
     Institution,
+    JobOpening,
     Message,
     ProgressReport,
 )
@@ -72,8 +87,22 @@ def raw_rate(rows: int, folder: Path) -> float:
     return rows / seconds
 
 
-def kabar_round(url: str, graduates: int, cohort_size: int) -> tuple[float, int]:
-    """Seconds to queue one round for ``graduates``; and the prompts queued."""
+# (backend, graduates) -> (what is measured, the floor, whether a figure passes it)
+FLOORS = {
+    ("sqlite", 20_000): ("ratio raw/Kabar", "20.0x", lambda seconds, ratio: ratio <= 20.0),
+    ("sqlite", 100_000): ("time", "5 s", lambda seconds, ratio: seconds < 5.0),
+    ("postgresql", 1_000_000): ("time", "60 s", lambda seconds, ratio: seconds < 60.0),
+}
+
+
+def load() -> str:
+    return "load " + " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def kabar_round(url: str, graduates: int, cohort_size: int, drop: list[str] | None = None,
+                broadcast: bool = False) -> tuple[float, int, float | None]:
+    """Seconds to queue one round for ``graduates``, the prompts queued, and the seconds a
+    job broadcast to all of them took (when ``broadcast``)."""
     settings = load_settings(environ={}).with_overrides(
         database={"url": url}, scheduler={"quiet_hours": ""})
     db = Database(url)
@@ -84,6 +113,10 @@ def kabar_round(url: str, graduates: int, cohort_size: int) -> tuple[float, int]
         db.dispose()
         db = Database(url)
     upgrade(url)
+    if drop:
+        with db.engine.begin() as conn:
+            for name in drop:
+                conn.execute(text(f"DROP INDEX IF EXISTS {name}"))
     with db.session() as session:
         inst = Institution(name="LPKS Provinsi")
         session.add(inst)
@@ -100,6 +133,9 @@ def kabar_round(url: str, graduates: int, cohort_size: int) -> tuple[float, int]
                  "phone": f"+62813{i:08d}", "skill": "menjahit", "language": "id",
                  "active": True, "opted_out": False}
                 for i in range(start, min(start + 10_000, graduates))])
+    if url.startswith("postgresql"):
+        with db.engine.connect() as conn:  # fresh statistics, as autovacuum would have them
+            conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
     started = time.perf_counter()
     with db.session() as session:
         results = start_rounds_now(session, settings, None, ignore_quiet_hours=True)
@@ -109,9 +145,26 @@ def kabar_round(url: str, graduates: int, cohort_size: int) -> tuple[float, int]
         counts = (session.scalar(select(func.count(Message.id))),
                   session.scalar(select(func.count(ProgressReport.id))),
                   session.scalar(select(func.count(Conversation.graduate_id))))
-    db.dispose()
     assert counts == (graduates, graduates, graduates), counts
-    return seconds, prompts
+    sent = None
+    if broadcast:
+        with db.session() as session:
+            job = create_job(session, settings, JobDraft(
+                title="Operator jahit", employer="PT Sandang Jaya", location="Bandung"),
+                actor="benchmark")
+        started = time.perf_counter()
+        with db.session() as session:
+            job = session.get(JobOpening, job.id)
+            bc = broadcast_job(session, settings, job,
+                               session.scalars(select(Cohort.id)).all(), actor="benchmark")
+            recipients = bc.recipient_count
+        sent = time.perf_counter() - started
+        with db.session() as session:
+            written = session.scalar(select(func.count(Message.id))
+                                     .where(Message.kind == "job_opening"))
+        assert recipients == written == graduates, (recipients, written)
+    db.dispose()
+    return seconds, prompts, sent
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,20 +172,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--graduates", type=int, nargs="+", default=[20_000, 100_000])
     parser.add_argument("--cohort-size", type=int, default=200)
     parser.add_argument("--database-url", help="PostgreSQL URL (emptied!); default SQLite")
+    parser.add_argument("--broadcast", type=int, default=100_000,
+                        help="time a job broadcast after the round of this size (0: none)")
+    parser.add_argument("--drop-index", action="append", default=[],
+                        help="drop this index after migrating (to measure its cost)")
     args = parser.parse_args(argv)
+    backend = "postgresql" if args.database_url else "sqlite"
+    failed = False
     with tempfile.TemporaryDirectory(prefix="kabar-rounds-") as folder:
         for graduates in args.graduates:
             url = args.database_url or f"sqlite:///{folder}/kabar-{graduates}.db"
-            seconds, prompts = kabar_round(url, graduates, args.cohort_size)
+            seconds, prompts, sent = kabar_round(url, graduates, args.cohort_size,
+                                                 args.drop_index,
+                                                 broadcast=graduates == args.broadcast)
             kabar = prompts / seconds
-            line = (f"{graduates} graduates in {graduates // args.cohort_size} cohorts: round "
-                    f"queued in {seconds:.2f} s ({kabar:,.0f} prompts/s)")
+            line = (f"{backend} {graduates} graduates in {graduates // args.cohort_size} "
+                    f"cohorts: round queued in {seconds:.2f} s ({kabar:,.0f} prompts/s)")
+            ratio = None
             if not args.database_url:
                 raw = raw_rate(graduates, Path(folder))
-                line += (f"; raw sqlite3 insert {raw:,.0f} rows/s; ratio raw/Kabar "
-                         f"{raw / kabar:.1f}x")
-            print(line, flush=True)
-    return 0
+                ratio = raw / kabar
+                line += f"; raw sqlite3 insert {raw:,.0f} rows/s; ratio raw/Kabar {ratio:.1f}x"
+            floor = FLOORS.get((backend, graduates))
+            if floor is None:
+                line += "; no floor"
+            else:
+                what, limit, passes = floor
+                ok = passes(seconds, ratio)
+                failed |= not ok
+                line += f"; floor: {what} under {limit}: {'PASS' if ok else 'FAIL'}"
+            print(f"{line} [{load()}]", flush=True)
+            if sent is not None:
+                print(f"{backend} job broadcast to {graduates} recipients in {sent:.2f} s "
+                      f"({graduates / sent:,.0f} messages/s); no floor [{load()}]", flush=True)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

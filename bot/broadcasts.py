@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from bot import catalog
 from bot.checkins import resolve_cohorts
 from bot.config import Settings
+from bot.fanout import fan_out_announcement, fan_out_job
 from bot.models import (
     EMPLOYMENT_STATUSES,
     MSG_FAILED,
@@ -40,7 +41,6 @@ from bot.models import (
     audit,
     utcnow,
 )
-from bot.outbox import enqueue
 
 # Job codes: easy to read aloud and type on a phone; no 0/O or 1/I to confuse.
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -114,17 +114,41 @@ def target_recipients(session: Session, cohort_ids: Iterable[int], *, skill: str
     recipients = _recipients(session, cohorts_by_ids(session, cohort_ids), skill=skill,
                              statuses=statuses)
     if job is not None and recipients:
-        had = set(session.scalars(
-            select(Message.graduate_id).join(Broadcast, Message.broadcast_id == Broadcast.id)
-            .where(Broadcast.job_id == job.id,
-                   Message.status.not_in((MSG_FAILED, MSG_UNDELIVERED)))))
+        had = _had_job(session, job)
         recipients = [g for g in recipients if g.id not in had]
     return recipients
 
 
-def recipients_fingerprint(recipients: Iterable[Graduate]) -> str:
-    """A short digest of exactly who is in a preview (ids), for the confirmation to check."""
-    ids = ",".join(str(i) for i in sorted(g.id for g in recipients))
+def target_recipient_ids(session: Session, cohort_ids: Iterable[int], *,
+                         skill: str | None = None, statuses: Sequence[str] | None = None,
+                         job: JobOpening | None = None) -> list[int]:
+    """The ids of ``target_recipients``, in the same order, without loading the graduates
+    (what a send needs: a province's recipients as objects take longer than their rows)."""
+    _check_statuses(statuses)
+    cohorts = cohorts_by_ids(session, cohort_ids)
+    if not cohorts:
+        return []
+    ids = list(session.scalars(_recipients_query(cohorts, skill, statuses)
+                               .with_only_columns(Graduate.id)))
+    if job is not None and ids:
+        had = _had_job(session, job)
+        ids = [i for i in ids if i not in had]
+    return ids
+
+
+def _had_job(session: Session, job: JobOpening) -> set[int]:
+    """Graduates who have this job opening from an earlier send that did not fail."""
+    return set(session.scalars(
+        select(Message.graduate_id).join(Broadcast, Message.broadcast_id == Broadcast.id)
+        .where(Broadcast.job_id == job.id,
+               Message.status.not_in((MSG_FAILED, MSG_UNDELIVERED)))))
+
+
+def recipients_fingerprint(recipients: Iterable[Graduate | int]) -> str:
+    """A short digest of exactly who is in a preview (graduates or their ids), for the
+    confirmation to check."""
+    ids = ",".join(str(i) for i in sorted(g if isinstance(g, int) else g.id
+                                          for g in recipients))
     return hashlib.sha256(ids.encode("ascii")).hexdigest()[:20]
 
 
@@ -146,6 +170,11 @@ def _recipients(session: Session, cohorts: Sequence[Cohort], skill: str | None =
                 statuses: Sequence[str] | None = None) -> list[Graduate]:
     if not cohorts:
         return []
+    return list(session.scalars(_recipients_query(cohorts, skill, statuses)))
+
+
+def _recipients_query(cohorts: Sequence[Cohort], skill: str | None = None,
+                      statuses: Sequence[str] | None = None):
     stmt = (select(Graduate).join(Cohort, Graduate.cohort_id == Cohort.id)
             .where(Graduate.cohort_id.in_([c.id for c in cohorts]),
                    Graduate.active.is_(True), Graduate.opted_out.is_(False))
@@ -157,7 +186,7 @@ def _recipients(session: Session, cohorts: Sequence[Cohort], skill: str | None =
                               func.lower(Cohort.skill).contains(wanted, autoescape=True)))
     if statuses:
         stmt = stmt.where(Graduate.answer_status.in_(list(statuses)))
-    return list(session.scalars(stmt))
+    return stmt
 
 
 def _check_statuses(statuses: Sequence[str] | None) -> None:
@@ -247,7 +276,8 @@ def broadcast_job(session: Session, settings: Settings, job: JobOpening,
         raise BroadcastError("job: this opening is closed or its deadline has passed; reopen "
                              "it or change the deadline before sending")
     skill = " ".join((skill or "").split()) or None
-    recipients = target_recipients(session, cohort_ids, skill=skill, statuses=statuses, job=job)
+    recipients = target_recipient_ids(session, cohort_ids, skill=skill, statuses=statuses,
+                                      job=job)
     if expected is not None and recipients_fingerprint(recipients) != expected:
         raise RecipientsChanged("recipients: they changed since the preview (someone joined, "
                                 "opted out or already received this opening); check the "
@@ -262,20 +292,18 @@ def broadcast_job(session: Session, settings: Settings, job: JobOpening,
 
 
 def _fan_out_job(session: Session, settings: Settings, job: JobOpening,
-                 recipients: Sequence[Graduate], target: dict, actor: str) -> Broadcast:
-    """One broadcast row and one outbox message per recipient, audited."""
+                 recipients: Sequence[Graduate] | Sequence[int], target: dict,
+                 actor: str) -> Broadcast:
+    """One broadcast row and one outbox message per recipient (graduates or their ids, in
+    the recipients' order), audited."""
     bc = Broadcast(kind="job_opening", job_id=job.id, target=target,
                    body=job_message(settings.app.language, job), created_by=actor,
                    recipient_count=len(recipients))
     session.add(bc)
     session.flush()
-    for graduate in recipients:
-        variables = {"1": job.title, "2": job.employer, "3": job.location,
-                     "4": deadline_text(graduate.language, job.deadline), "5": job.code}
-        enqueue(session, graduate=graduate, kind="job_opening",
-                body=job_message(graduate.language, job),
-                dedupe_key=f"broadcast:{bc.id}:{graduate.id}", broadcast_id=bc.id,
-                content_variables=variables)
+    fan_out_job(session, bc.id, [g if isinstance(g, int) else g.id for g in recipients],
+                title=job.title, employer=job.employer, location=job.location, code=job.code,
+                deadline={lang: deadline_text(lang, job.deadline) for lang in catalog.LANGUAGES})
     audit(session, actor, "broadcast.job", broadcast_id=bc.id, job_id=job.id, code=job.code,
           title=job.title, employer=job.employer, recipients=len(recipients), target=target)
     session.flush()
@@ -380,7 +408,9 @@ def create_announcement(session: Session, settings: Settings, cohort_names: list
         cohorts = cohorts_by_ids(session, cohort_ids)
     else:
         cohorts = resolve_cohorts(session, cohort_names, BroadcastError)
-    recipients = _recipients(session, cohorts)
+    recipients = (list(session.scalars(_recipients_query(cohorts)
+                                       .with_only_columns(Graduate.id)))
+                  if cohorts else [])
     if expected is not None and recipients_fingerprint(recipients) != expected:
         raise RecipientsChanged("recipients: they changed since the preview (someone joined or "
                                 "opted out); check the preview again")
@@ -394,12 +424,7 @@ def create_announcement(session: Session, settings: Settings, cohort_names: list
                    recipient_count=len(recipients))
     session.add(bc)
     session.flush()
-    for graduate in recipients:
-        cohort = names[graduate.cohort_id]
-        enqueue(session, graduate=graduate, kind="announcement",
-                body=announcement_message(graduate.language, text, cohort),
-                dedupe_key=f"broadcast:{bc.id}:{graduate.id}", broadcast_id=bc.id,
-                content_variables={"1": cohort, "2": text})
+    fan_out_announcement(session, bc.id, recipients, text)
     audit(session, actor, "broadcast.announcement", broadcast_id=bc.id,
           recipients=len(recipients), target=target, text=text)
     session.flush()

@@ -15,11 +15,12 @@ from datetime import datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot import catalog
 from bot.config import Settings
+from bot.fanout import fan_out_reminders, fan_out_rounds
 from bot.models import (
     REPORT_OPEN,
     REPORT_UNANSWERED,
@@ -31,7 +32,6 @@ from bot.models import (
     ProgressReport,
     utcnow,
 )
-from bot.outbox import enqueue
 from bot.schedules import cron_trigger
 
 ROUND_TRIGGERS = ("schedule", "manual", "self")
@@ -123,9 +123,6 @@ def open_round(session: Session, settings: Settings, cohort: Cohort, scheduled_f
                trigger: str = "schedule", ignore_quiet_hours: bool = False,
                now: datetime | None = None) -> RoundStarted | None:
     """Create the round and prompt the cohort; None (nothing sent) if the round exists already."""
-    # Imported here: the conversations import bot.broadcasts, which imports this module.
-    from bot.conversations.checkin import begin_checkins
-
     if scheduled_for.tzinfo is None:
         raise ValueError("scheduled_for must be timezone-aware")
     if trigger not in ROUND_TRIGGERS:
@@ -143,8 +140,61 @@ def open_round(session: Session, settings: Settings, cohort: Cohort, scheduled_f
     waiting_until = None if ignore_quiet_hours else quiet_hours_end(
         now, settings.quiet_window, _zone(cohort))
     session.flush()  # the reports and prompts below go in as sets, without the ORM
-    prompts = begin_checkins(session, settings, round_, not_before=waiting_until)
+    prompts = fan_out_rounds(session, settings.app.language, [round_], waiting_until)[round_.id]
     return RoundStarted(cohort=cohort, round=round_, prompts=prompts, waiting_until=waiting_until)
+
+
+def open_rounds_at(session: Session, settings: Settings, cohorts: Sequence[Cohort],
+                   scheduled_for: datetime, trigger: str = "schedule",
+                   ignore_quiet_hours: bool = False,
+                   now: datetime | None = None) -> list[RoundStarted | None]:
+    """``open_round`` for many cohorts at one fire time, as a few statements for all of them.
+
+    The rounds are inserted together (``ON CONFLICT DO NOTHING``: a cohort whose round for
+    ``scheduled_for`` exists, or that another process inserts at the same moment, gets None and
+    nothing is sent to it); their prompts are written by one fan-out per quiet-hours end, in
+    chunks of graduates across the cohorts (``bot.fanout``). One entry per cohort, in order."""
+    if scheduled_for.tzinfo is None:
+        raise ValueError("scheduled_for must be timezone-aware")
+    if trigger not in ROUND_TRIGGERS:
+        raise ValueError(f"trigger must be one of {', '.join(ROUND_TRIGGERS)}, not {trigger!r}")
+    if not cohorts:
+        return []
+    now = now or utcnow()
+    session.flush()
+    table = CheckInRound.__table__
+    insert_ = (postgresql.insert(table) if session.get_bind().dialect.name == "postgresql"
+               else sqlite.insert(table))
+    created_at = utcnow()
+    inserted = []
+    for start in range(0, len(cohorts), 1000):  # 8 parameters a row: below SQLite's limit
+        inserted += session.execute(
+            insert_.values([{"cohort_id": c.id, "scheduled_for": scheduled_for,
+                             "trigger": trigger, "created_at": created_at, "prompted": 0,
+                             "responded": 0, "rating_sum": 0, "ratings": 0}
+                            for c in cohorts[start:start + 1000]])
+            .on_conflict_do_nothing(index_elements=["cohort_id", "scheduled_for"])
+            .returning(table.c.id, table.c.cohort_id)).all()
+    round_ids = {cohort_id: round_id for round_id, cohort_id in inserted}
+    rounds = {r.cohort_id: r for r in session.scalars(
+        select(CheckInRound).where(CheckInRound.id.in_(list(round_ids.values()))))} \
+        if round_ids else {}
+    waiting: dict[int, datetime | None] = {}
+    zones: dict[str, datetime | None] = {}
+    for cohort in cohorts:
+        if cohort.id in rounds:
+            key = cohort.timezone or "Asia/Jakarta"
+            if key not in zones:
+                zones[key] = None if ignore_quiet_hours else quiet_hours_end(
+                    now, settings.quiet_window, _zone(cohort))
+            waiting[cohort.id] = zones[key]
+    prompts: dict[int, int] = {}
+    for until in dict.fromkeys(waiting.values()):
+        group = [rounds[cid] for cid, u in waiting.items() if u == until]
+        prompts.update(fan_out_rounds(session, settings.app.language, group, until))
+    return [RoundStarted(cohort=c, round=rounds[c.id], prompts=prompts[round_ids[c.id]],
+                         waiting_until=waiting[c.id]) if c.id in rounds else None
+            for c in cohorts]
 
 
 def start_round(session: Session, settings: Settings, cohort: Cohort, scheduled_for: datetime,
@@ -251,14 +301,17 @@ def start_rounds_now(session: Session, settings: Settings, cohort_names: list[st
     labels = cohort_labels(session, cohorts)
     stamp = now.replace(second=0, microsecond=0)
     if not force:
-        fresh = [c for c in cohorts if not _round_exists(session, c.id, stamp)]
+        existing = set(session.scalars(select(CheckInRound.cohort_id).where(
+            CheckInRound.scheduled_for == stamp,
+            CheckInRound.cohort_id.in_([c.id for c in cohorts]))))
+        fresh = [c for c in cohorts if c.id not in existing]
         still_open = open_rounds(session, fresh, labels)
         if still_open:
             raise RoundStillOpen(still_open)
     results: list[tuple[str, RoundStarted | None]] = []
-    for cohort in cohorts:
-        started = open_round(session, settings, cohort, stamp, trigger="manual",
-                             ignore_quiet_hours=ignore_quiet_hours, now=now)
+    opened = open_rounds_at(session, settings, cohorts, stamp, trigger="manual",
+                            ignore_quiet_hours=ignore_quiet_hours, now=now)
+    for cohort, started in zip(cohorts, opened, strict=True):
         if started is None:
             results.append((f"{labels[cohort.id]}: a round was already started this minute, "
                             "nothing sent again", None))
@@ -328,7 +381,7 @@ def send_reminders(session: Session, settings: Settings, now: datetime | None = 
     now = now or utcnow()
     cutoff = now - timedelta(hours=settings.scheduler.reminder_after_hours)
     rows = session.execute(
-        select(ProgressReport, Graduate, Cohort)
+        select(ProgressReport.id, Cohort.timezone)
         .join(Graduate, ProgressReport.graduate_id == Graduate.id)
         .join(CheckInRound, ProgressReport.round_id == CheckInRound.id)
         .join(Cohort, CheckInRound.cohort_id == Cohort.id)
@@ -338,19 +391,17 @@ def send_reminders(session: Session, settings: Settings, now: datetime | None = 
                ProgressReport.created_at <= cutoff,
                Graduate.active.is_(True), Graduate.opted_out.is_(False))
         .order_by(ProgressReport.id)).all()
-    sent = 0
-    for report, graduate, cohort in rows:
-        report.reminded_at = now
-        language = graduate.language or settings.app.language
-        body = catalog.text(language, "checkin.reminder", name=graduate.name, cohort=cohort.name)
-        message = enqueue(session, graduate=graduate, kind="reminder", body=body,
-                          dedupe_key=f"reminder:{report.id}", round_id=report.round_id,
-                          content_variables={"1": graduate.name, "2": cohort.name},
-                          not_before=quiet_hours_end(now, settings.quiet_window, _zone(cohort)))
-        if message is not None:
-            sent += 1
+    # Inside quiet hours (in each round's cohort's time zone) the reminder waits for morning.
+    by_end: dict[datetime | None, list[int]] = {}
+    ends: dict[str, datetime | None] = {}
+    for report_id, zone in rows:
+        zone = zone or "Asia/Jakarta"
+        if zone not in ends:
+            ends[zone] = quiet_hours_end(now, settings.quiet_window, ZoneInfo(zone))
+        by_end.setdefault(ends[zone], []).append(report_id)
     session.flush()
-    return sent
+    return sum(fan_out_reminders(session, settings.app.language, ids, until, reminded_at=now)
+               for until, ids in by_end.items())
 
 
 def expire_checkins(session: Session, settings: Settings, now: datetime | None = None) -> int:

@@ -557,77 +557,16 @@ def begin_checkin(session: Session, settings: Settings, graduate: Graduate,
         content_variables={"1": graduate.name, "2": cohort_name})
 
 
-FAN_OUT_CHUNK = 1000  # graduates per set of statements when a whole cohort is prompted
-
-
 def begin_checkins(session: Session, settings: Settings, round_: CheckInRound,
                    not_before: datetime | None = None) -> int:
-    """``begin_checkin`` for every graduate of the round's cohort who can receive messages,
-    with set-based statements in chunks of ``FAN_OUT_CHUNK``: their other open reports
-    closed as unanswered, one report each (``INSERT`` of many rows), their conversations set
-    at ASK_STATUS, and one prompt each in the outbox (rendered per language and name, held
-    until ``not_before``). Returns how many prompts were queued.
+    """``begin_checkin`` for every graduate of the round's cohort who can receive messages, as
+    sets (``bot.fanout.fan_out_rounds``): their other open reports closed as unanswered, one
+    report each, their conversations set at ASK_STATUS, and one prompt each in the outbox
+    (rendered per language and name, held until ``not_before``). Returns how many prompts
+    were queued. The round must be new (``open_round`` created it)."""
+    from bot.fanout import fan_out_rounds
 
-    The same guarantees as one by one: the round's reports are unique per graduate (the
-    round is new: ``open_round`` created it), one prompt per round and graduate
-    (``dedupe_key``), opted-out and inactive graduates get nothing. The graduates are locked
-    first, in id order (``FOR UPDATE`` on PostgreSQL), as the inbox locks a graduate before
-    their reports, so the two never wait on each other in a circle."""
-    from sqlalchemy import delete, insert
-
-    from bot.models import MSG_PENDING, OUTBOUND
-
-    now = utcnow()  # as begin_checkin stamps its rows (reminders and expiry count from it)
-    cohort_name = round_.cohort.name
-    graduates = session.execute(
-        select(Graduate.id, Graduate.name, Graduate.phone, Graduate.language, Graduate.cohort_id)
-        .where(Graduate.cohort_id == round_.cohort_id, Graduate.active.is_(True),
-               Graduate.opted_out.is_(False))
-        .order_by(Graduate.id).with_for_update()).all()
-    prompts = 0
-    for start in range(0, len(graduates), FAN_OUT_CHUNK):
-        chunk = graduates[start:start + FAN_OUT_CHUNK]
-        ids = [g.id for g in chunk]
-        session.execute(
-            update(ProgressReport)
-            .where(ProgressReport.graduate_id.in_(ids), ProgressReport.status == REPORT_OPEN,
-                   ProgressReport.round_id != round_.id)
-            .values(status=REPORT_UNANSWERED, closed_at=now)
-            .execution_options(synchronize_session=False))
-        # Core inserts of the tables (executemany): no ORM bookkeeping per row.
-        session.execute(insert(ProgressReport.__table__), [
-            {"round_id": round_.id, "graduate_id": g.id, "status": REPORT_OPEN,
-             "raw_answers": {}, "created_at": now, "status_guessed": False,
-             "not_understood": False} for g in chunk])
-        reports = dict(session.execute(
-            select(ProgressReport.graduate_id, ProgressReport.id)
-            .where(ProgressReport.round_id == round_.id,
-                   ProgressReport.graduate_id.in_(ids))).all())
-        session.execute(delete(Conversation).where(Conversation.graduate_id.in_(ids))
-                        .execution_options(synchronize_session=False))
-        session.execute(insert(Conversation.__table__), [
-            {"graduate_id": g.id, "flow": CHECKIN_FLOW, "state": ASK_STATUS,
-             "report_id": reports[g.id], "misses": 0, "data": {}, "updated_at": now}
-            for g in chunk])
-        session.execute(insert(Message.__table__), [
-            {"direction": OUTBOUND, "graduate_id": g.id, "cohort_id": g.cohort_id,
-             "phone": g.phone, "kind": "checkin",
-             "body": text(g.language or settings.app.language, "checkin.prompt",
-                          name=g.name, cohort=cohort_name),
-             "content_variables": {"1": g.name, "2": cohort_name},
-             "dedupe_key": f"checkin:{round_.id}:{g.id}", "status": MSG_PENDING,
-             "round_id": round_.id, "next_attempt_at": not_before or now,
-             "attempts": 0, "created_at": now, "updated_at": now}
-            for g in chunk])
-        prompts += len(chunk)
-    if prompts:
-        # The reports went in without the ORM's flush, so the round's count is added here
-        # (bot.summaries keeps it for reports the ORM writes).
-        session.execute(update(CheckInRound).where(CheckInRound.id == round_.id)
-                        .values(prompted=CheckInRound.prompted + prompts)
-                        .execution_options(synchronize_session=False))
-        session.expire(round_)
-    return prompts
+    return fan_out_rounds(session, settings.app.language, [round_], not_before)[round_.id]
 
 
 def close_open_checkin(turn: Turn) -> None:
