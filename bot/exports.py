@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Boolean, Select, func, select
+from sqlalchemy import Boolean, Select, func, select, text
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
@@ -208,6 +208,13 @@ def _filter(stmt: Select, f: dict[str, Any], when) -> Select:
     return stmt
 
 
+# The text search looks in every message but the check-in questions and reminders: those are
+# the catalog's texts, the same for everyone, and leaving them out of the trigram index on
+# PostgreSQL (migration 0022, whose predicate this must match word for word, literals and
+# all, so the planner can use it) halves the time of queuing a round.
+SEARCHED = text("messages.kind NOT IN ('checkin', 'reminder')")
+
+
 def filter_messages(stmt: Select, f: Mapping[str, Any]) -> Select:
     """Apply the message filters on ``Message`` columns alone (no join needed).
 
@@ -230,7 +237,7 @@ def filter_messages(stmt: Select, f: Mapping[str, Any]) -> Select:
     if f.get("status"):
         stmt = stmt.where(Message.status == f["status"])
     if f.get("text"):
-        stmt = stmt.where(contains_folded(Message.body, f["text"]))
+        stmt = stmt.where(SEARCHED, contains_folded(Message.body, f["text"]))
     needy = f.get("needs_help")
     if needy is True:
         needy = needs_help_graduates()

@@ -139,6 +139,41 @@ def test_search_text_is_plain_text_on_every_database(app, db, log_data, term, ex
     assert {made[i] for i in shown_ids(response) if i in made} == expected
 
 
+def test_the_search_leaves_out_checkin_questions_and_reminders(app, db, log_data):
+    """They are the catalog's texts, the same for everyone; what people wrote, Kabar's
+    answers and job openings are searched. On PostgreSQL through the trigram index."""
+    at = datetime(2024, 7, 2, tzinfo=UTC)
+    with db.session() as s:
+        siti = s.get(Graduate, log_data["graduates"]["Siti Aminah"])
+        made = {}
+        for kind, direction, body in (
+                ("checkin", OUTBOUND, "Halo Siti, bagaimana kabar pekerjaanmu sekarang?"),
+                ("reminder", OUTBOUND, "Siti, kami masih menunggu kabar pekerjaanmu"),
+                ("job_opening", OUTBOUND, "Lowongan: operator jahit, kabar pekerjaanmu"),
+                ("inbound", INBOUND, "kabar pekerjaanmu baik kak"),
+                ("reply", OUTBOUND, "Terima kasih atas kabar pekerjaanmu")):
+            message = add_message(s, siti, body, at, direction=direction)
+            message.kind = kind
+            made[message.id] = kind
+    admin = signed_in_client(app, db)
+    found = {made[i] for i in shown_ids(admin.get("/staff/log",
+                                                  query_string={"q": "kabar pekerjaanmu"}))
+             if i in made}
+    assert found == {"job_opening", "inbound", "reply"}
+    export = admin.get("/staff/log/export.csv", query_string={"q": "kabar pekerjaanmu"})
+    assert len(read_csv(export)) == 3  # the export holds what the page shows
+    if db.engine.dialect.name == "postgresql":
+        from bot.exports import filter_messages
+
+        stmt = filter_messages(select(Message.id), {"text": "kapal selam"})
+        with db.engine.connect() as conn:
+            conn.exec_driver_sql("SET enable_seqscan = off")  # a tiny table: ask for the index
+            compiled = stmt.compile(dialect=conn.dialect)
+            plan = "\n".join(row[0] for row in conn.exec_driver_sql(
+                f"EXPLAIN {compiled}", compiled.params))
+        assert "ix_messages_body_trgm" in plan, plan
+
+
 def test_a_date_that_is_not_a_date_is_explained_and_ignored(app, db, log_data):
     admin = signed_in_client(app, db)
     response = admin.get("/staff/log?from=kemarin")
