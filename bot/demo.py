@@ -405,8 +405,12 @@ def run_demo(host: str, port: int, data_dir: Path, fresh: bool) -> None:
     dispatcher = threading.Thread(target=Dispatcher(settings, db).run_forever, args=(stop,),
                                   name="dispatcher", daemon=True)
     scheduler = None
-    previous = signal.signal(signal.SIGTERM, _interrupt) \
-        if threading.current_thread() is threading.main_thread() else None
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        # Ctrl-C stops the demo even when it was started from a shell that ignores SIGINT
+        # for background commands (Python then leaves SIGINT ignored); SIGTERM does too.
+        previous = (signal.signal(signal.SIGTERM, _interrupt),
+                    signal.signal(signal.SIGINT, signal.default_int_handler))
     try:
         dispatcher.start()
         scheduler = start_background(settings, db)
@@ -422,7 +426,8 @@ def run_demo(host: str, port: int, data_dir: Path, fresh: bool) -> None:
         jobs.reset()
         db.dispose()
         if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGTERM, previous[0])
+            signal.signal(signal.SIGINT, previous[1])
         print("stopped.", flush=True)
 
 
